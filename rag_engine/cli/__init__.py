@@ -1,0 +1,182 @@
+"""The `ragscope` console script: argument parsing, the subcommands, and the one place where engine errors
+become a one-line reason and an exit code for the terminal.
+
+Subcommands here: ask, index, domains, chat. The interactive loop is in `chat.py`, formatting in `render.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rag_engine.config import Config, load_config
+from rag_engine.engine import Engine, generator_name
+from rag_engine.errors import QuestionError, RagError
+from rag_engine.knowledge import Progress
+from rag_engine.prompt import check_question
+
+from . import render
+
+log = logging.getLogger("ragscope")
+
+EXIT_USAGE = 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="config file (default: $RAGSCOPE_CONFIG or ./config.toml)")
+    parser.add_argument("--knowledge", type=Path, metavar="DIR", help="knowledge folder (one subfolder per domain)")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where indexes are stored")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragscope", description="Answer questions from a folder of documents.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ask = commands.add_parser("ask", help="answer one question")
+    _common(ask)
+    ask.add_argument("question")
+    ask.add_argument("--domain", help="search only this domain (default: all domains)")
+    ask.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
+    ask.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
+    ask.add_argument("--json", action="store_true", help="print the whole trace as one JSON object")
+
+    index = commands.add_parser("index", help="build and store the indexes, print per-domain stats")
+    _common(index)
+    index.add_argument("--domain", help="only this domain")
+    index.add_argument("--json", action="store_true", help="print stats as JSON")
+
+    domains = commands.add_parser("domains", help="list domains with file and passage counts")
+    _common(domains)
+    domains.add_argument("--json", action="store_true")
+
+    chat = commands.add_parser("chat", help="interactive session with /ask, /norag and /domain")
+    _common(chat)
+    chat.add_argument("--domain", help="start in this domain (default: all domains)")
+    return parser
+
+
+def _configure(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    return config.with_paths(knowledge_dir=args.knowledge, data_dir=args.data_dir)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Progress | None]:
+    """A tqdm bar on an interactive terminal, nothing otherwise (logs and pipes stay clean)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=f"indexing {label}", unit="passage", leave=False)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _ensure_indexed(engine: Engine, domain: str | None) -> None:
+    """Build missing or stale indexes up front, with a progress bar, before a question waits on them."""
+    for name in [domain] if domain else engine.domains():
+        with _progress(name) as progress:
+            engine.domain_stats(name, progress)
+
+
+def cmd_ask(args: argparse.Namespace, engine: Engine) -> int:
+    # Refuse bad input before any model is loaded or index built.
+    check_question(args.question, engine.config.prompt)
+    if args.k is not None and args.k < 1:
+        raise QuestionError("--k must be at least 1")
+    if args.domain:
+        engine.knowledge.check_domain(args.domain)
+    if not args.no_rag:
+        _ensure_indexed(engine, args.domain)
+    stream = None if args.json else _print_piece
+    if stream:
+        print(render.header(args.domain, not args.no_rag, generator_name(engine.config)), flush=True)
+    answer = engine.answer(args.question, args.domain, k=args.k, use_rag=not args.no_rag, on_token=stream)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print("\n")
+        print(render.sources(answer))
+        print(render.timings(answer))
+    return 0
+
+
+def _print_piece(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
+
+
+def cmd_index(args: argparse.Namespace, engine: Engine) -> int:
+    names = [engine.knowledge.check_domain(args.domain)] if args.domain else engine.domains()
+    stats = []
+    for name in names:
+        with _progress(name) as progress:
+            stats.append(engine.index(name, progress))
+    if args.json:
+        print(json.dumps({"domains": [s.to_dict() for s in stats]}, ensure_ascii=False, indent=2))
+    else:
+        print(render.domain_stats(stats))
+    return 0
+
+
+def cmd_domains(args: argparse.Namespace, engine: Engine) -> int:
+    stats = []
+    for name in engine.domains():
+        with _progress(name) as progress:
+            stats.append(engine.domain_stats(name, progress))
+    if args.json:
+        print(json.dumps({"domains": [s.to_dict() for s in stats]}, ensure_ascii=False, indent=2))
+    else:
+        print(render.domain_stats(stats, verbose=False))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, engine: Engine) -> int:
+    from .chat import ChatSession
+
+    return ChatSession(engine, args.domain, _ensure_indexed).run(sys.stdin, sys.stdout)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Engine], int]] = {
+    "ask": cmd_ask,
+    "index": cmd_index,
+    "domains": cmd_domains,
+    "chat": cmd_chat,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        engine = Engine(_configure(args))
+        return COMMANDS[args.command](args, engine)
+    except RagError as exc:
+        log.debug("command failed", exc_info=True)
+        print(f"ragscope: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

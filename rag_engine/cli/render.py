@@ -1,0 +1,55 @@
+"""Terminal rendering of engine results: sources with distances, index stats, timings.
+
+Only formatting: no engine calls, no printing (callers print the returned strings).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+from rag_engine.records import Answer, DomainStats
+
+SNIPPET_CHARS = 160
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def header(domain: str | None, use_rag: bool, generator: str) -> str:
+    """The line printed before a streamed answer says what kind of answer follows."""
+    mode = f"RAG over {domain or 'all domains'}" if use_rag else "no RAG: the model's weights alone"
+    return f"[{mode} · {generator}]"
+
+
+def sources(answer: Answer) -> str:
+    if not answer.used_rag:
+        return "No sources: this answer did not use retrieval."
+    if not answer.hits:
+        return "No sources: nothing is indexed."
+    lines = [
+        f"Sources — Euclidean distance, lower is closer (threshold {answer.max_distance:.2f}, "
+        f"{sum(h.in_prompt for h in answer.hits)} of {len(answer.hits)} in the prompt):"
+    ]
+    for hit in answer.hits:
+        path = f"{hit.domain}/{hit.passage.path}" if hit.domain else hit.passage.path
+        used = "in prompt" if hit.in_prompt else ("too far" if hit.distance > answer.max_distance else "not used")
+        lines.append(f"  {hit.rank}. {hit.distance:.3f}  {path} {hit.passage.span}  ({used})")
+        lines.append(textwrap.indent(snippet(hit.passage.text), "       "))
+    return "\n".join(lines)
+
+
+def timings(answer: Answer) -> str:
+    parts = [f"{step} {seconds * 1000:.0f} ms" for step, seconds in answer.timings.items()]
+    return "timings: " + ", ".join(parts)
+
+
+def domain_stats(stats: Sequence[DomainStats], verbose: bool = True) -> str:
+    lines = []
+    for item in stats:
+        lines.append(f"{item.domain}: {len(item.files)} files, {item.passages} passages, {len(item.skipped)} skipped")
+        if verbose:
+            lines.extend(f"    skipped {s.path}: {s.reason}" for s in item.skipped)
+    return "\n".join(lines)

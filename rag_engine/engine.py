@@ -1,0 +1,212 @@
+"""The facade: `Engine.answer(question, domain)` runs the online flow and returns the whole trace.
+
+embed query → search (kNN, optional MMR) → distance threshold → build prompt → generate (stream) → `Answer`.
+Models are created on first use and kept (a `ragscope domains` never loads the language model). This module
+wires the steps together; each step lives in its own module and knows nothing of the others.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from rag_engine.config import Config
+from rag_engine.embedding import Embedder, SentenceTransformerEmbedder
+from rag_engine.errors import IndexStoreError, QuestionError
+from rag_engine.generation import BUNDLED_GGUF_NAME, Generator, LlamaGenerator
+from rag_engine.grounding import mark_tokens
+from rag_engine.knowledge import KnowledgeBase, Progress
+from rag_engine.prompt import BuiltPrompt, build_norag_prompt, build_prompt, check_question
+from rag_engine.records import Answer, DomainStats, Hit
+from rag_engine.retrieval import search, within_threshold
+
+TokenSink = Callable[[str], None]
+T = TypeVar("T")
+
+
+class _Lazy(Generic[T]):
+    """Create a heavy object once, on first use, from any thread."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> T:
+        with self._lock:
+            if self._value is None:
+                self._value = self._factory()
+            return self._value
+
+
+def generator_name(config: Config) -> str:
+    return Path(config.generation.model_path).name if config.generation.model_path else BUNDLED_GGUF_NAME
+
+
+class Engine:
+    """One knowledge folder, one embedder, one generator; answers questions with or without retrieval."""
+
+    def __init__(
+        self,
+        config: Config,
+        embedder: Callable[[], Embedder] | None = None,
+        generator: Callable[[], Generator] | None = None,
+    ) -> None:
+        self.config = config
+        self._embedder = _Lazy(embedder or (lambda: SentenceTransformerEmbedder(config.embedding)))
+        self._generator = _Lazy(generator or (lambda: LlamaGenerator(config.generation)))
+        self.knowledge = KnowledgeBase(config, self._embedder)
+
+    # -- knowledge -----------------------------------------------------------------------------------
+    def domains(self) -> list[str]:
+        return self.knowledge.domain_names()
+
+    def domain_stats(self, domain: str, progress: Progress | None = None) -> DomainStats:
+        return self.knowledge.get(domain, progress).stats
+
+    def index(self, domain: str, progress: Progress | None = None) -> DomainStats:
+        return self.knowledge.build(domain, progress).stats
+
+    # -- questions -----------------------------------------------------------------------------------
+    def answer(
+        self,
+        question: str,
+        domain: str | None = None,
+        *,
+        k: int | None = None,
+        use_rag: bool = True,
+        on_token: TokenSink | None = None,
+    ) -> Answer:
+        """Answer one question. `domain=None` searches every domain; `use_rag=False` skips retrieval."""
+        started = time.perf_counter()
+        question = check_question(question, self.config.prompt)
+        top_k = k if k is not None else self.config.retrieval.top_k
+        if top_k < 1:
+            raise QuestionError("k must be at least 1")
+        domains = [self.knowledge.check_domain(domain)] if domain else self.knowledge.domain_names()
+        timings: dict[str, float] = {}
+        if not use_rag:
+            return self._generate(question, domain, [], None, top_k, timings, started, on_token)
+
+        clock = time.perf_counter()
+        spaces = [self.knowledge.get(name).space for name in domains]
+        embedder = self._embedder()
+        timings["load"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        query = embedder.embed([question])[0]
+        timings["embed_query"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        for space in spaces:
+            if len(space.index) and space.index.dimension != len(query):
+                raise IndexStoreError(
+                    f"the {space.domain} index has dimension {space.index.dimension}, the embedder {len(query)}; "
+                    "run `ragscope index` again"
+                )
+        retrieval = self.config.retrieval
+        hits = search(query, spaces, top_k, retrieval.mmr_lambda, retrieval.mmr_candidates)
+        timings["search"] = time.perf_counter() - clock
+
+        evidence = within_threshold(hits, retrieval.max_distance)
+        if not evidence:
+            return self._not_covered(question, domain, hits, top_k, timings, started, on_token)
+        return self._generate(question, domain, hits, evidence, top_k, timings, started, on_token)
+
+    def _models(self) -> dict[str, str]:
+        return {"embedding": self.config.embedding.model, "generator": generator_name(self.config)}
+
+    def _not_covered(
+        self,
+        question: str,
+        domain: str | None,
+        hits: Sequence[Hit],
+        top_k: int,
+        timings: dict[str, float],
+        started: float,
+        on_token: TokenSink | None,
+    ) -> Answer:
+        where = f"the {domain} documents" if domain else "the documents"
+        limit = self.config.retrieval.max_distance
+        if hits:
+            text = (
+                f"I can't answer that from {where}: the closest passage is at distance {hits[0].distance:.2f}, "
+                f"farther than the {limit:.2f} threshold, so they do not seem to cover it."
+            )
+        else:
+            text = f"I can't answer that from {where}: there are no indexed passages."
+        if on_token:
+            on_token(text)
+        timings["total"] = time.perf_counter() - started
+        return Answer(
+            question=question,
+            domain=domain,
+            used_rag=True,
+            text=text,
+            hits=tuple(hits),
+            prompt="",
+            prompt_tokens=0,
+            tokens=(),
+            timings=timings,
+            models=self._models(),
+            top_k=top_k,
+            max_distance=limit,
+            covered=False,
+        )
+
+    def _generate(
+        self,
+        question: str,
+        domain: str | None,
+        hits: Sequence[Hit],
+        evidence: Sequence[Hit] | None,
+        top_k: int,
+        timings: dict[str, float],
+        started: float,
+        on_token: TokenSink | None,
+    ) -> Answer:
+        """Build the prompt (RAG when `evidence` is given) and stream the answer from the generator."""
+        clock = time.perf_counter()
+        generator = self._generator()
+        timings["load"] = timings.get("load", 0.0) + time.perf_counter() - clock
+        generation = self.config.generation
+        budget = generation.max_context_tokens - generation.max_answer_tokens
+        clock = time.perf_counter()
+        built: BuiltPrompt
+        if evidence is None:
+            built = build_norag_prompt(question, generator, self.config.prompt, budget)
+        else:
+            built = build_prompt(question, evidence, generator, self.config.prompt, budget)
+        timings["build_prompt"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        pieces: list[str] = []
+        for piece in generator.stream(built.text, generation.max_answer_tokens):
+            pieces.append(piece)
+            if on_token:
+                on_token(piece)
+        timings["generate"] = time.perf_counter() - clock
+        timings["total"] = time.perf_counter() - started
+
+        in_prompt = set(built.passage_ids)
+        marked_hits = tuple(replace(hit, in_prompt=hit.passage.id in in_prompt) for hit in hits)
+        return Answer(
+            question=question,
+            domain=domain,
+            used_rag=evidence is not None,
+            text="".join(pieces).strip(),
+            hits=marked_hits,
+            prompt=built.text,
+            prompt_tokens=built.tokens,
+            tokens=mark_tokens(pieces, built.context),
+            timings=timings,
+            models=self._models(),
+            top_k=top_k,
+            max_distance=self.config.retrieval.max_distance,
+            covered=True,
+            context_tokens=generation.max_context_tokens,
+        )

@@ -1,0 +1,63 @@
+"""Small deterministic stand-ins for the two models, for fast unit tests of the engine's logic.
+
+`HashingEmbedder` maps words to a fixed random direction each and sums them, so texts sharing words are near;
+`EchoGenerator` counts whitespace tokens and answers with the first words of the prompt's context. Real-model
+tests live in tests/integration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+
+class HashingEmbedder:
+    def __init__(self, dimension: int = 64, name: str = "all-MiniLM-L6-v2") -> None:
+        self.name = name
+        self.dimension = dimension
+        self.calls: list[list[str]] = []
+
+    def _word_vector(self, word: str) -> npt.NDArray[np.float32]:
+        seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "big")
+        return np.random.default_rng(seed).standard_normal(self.dimension).astype(np.float32)
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.calls.append(list(texts))
+        rows = []
+        for text in texts:
+            vector = np.zeros(self.dimension, np.float32)
+            for word in re.findall(r"\w+", text.lower()):
+                vector += self._word_vector(word)
+            norm = np.linalg.norm(vector)
+            rows.append(vector / norm if norm else vector)
+        return np.vstack(rows).astype(np.float32) if rows else np.zeros((0, self.dimension), np.float32)
+
+    @property
+    def texts_embedded(self) -> int:
+        return sum(len(call) for call in self.calls)
+
+
+class EchoGenerator:
+    name = "echo"
+
+    def __init__(self, context_tokens: int = 2048, answer_words: int = 6) -> None:
+        self.context_tokens = context_tokens
+        self.answer_words = answer_words
+        self.prompts: list[str] = []
+
+    def format_chat(self, system: str, user: str) -> str:
+        return f"<system> {system} <user> {user} <assistant>"
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream(self, prompt: str, max_tokens: int) -> Iterator[str]:
+        self.prompts.append(prompt)
+        body = prompt.split("Context:", 1)[-1].split("Question:", 1)[0]
+        words = [w for w in body.split() if not w.startswith("[")][: min(self.answer_words, max_tokens)]
+        for i, word in enumerate(words or ["I", "do", "not", "know."]):
+            yield word if i == 0 else " " + word
