@@ -83,15 +83,33 @@ class Engine:
     ) -> Answer:
         """Answer one question. `domain=None` searches every domain; `use_rag=False` skips retrieval."""
         started = time.perf_counter()
+        question, domains, top_k = self._checked(question, domain, k)
+        timings: dict[str, float] = {}
+        if not use_rag:
+            return self._generate(question, domain, [], None, top_k, timings, started, on_token)
+
+        hits = self._retrieve(question, domains, top_k, timings)
+
+        evidence = within_threshold(hits, self.config.retrieval.max_distance)
+        if not evidence:
+            return self._not_covered(question, domain, hits, top_k, timings, started, on_token)
+        return self._generate(question, domain, hits, evidence, top_k, timings, started, on_token)
+
+    def retrieve(self, question: str, domain: str | None = None, k: int | None = None) -> list[Hit]:
+        """Only the retrieval steps (embed the query, kNN, MMR): the nearest passages, nearest first."""
+        question, domains, top_k = self._checked(question, domain, k)
+        return self._retrieve(question, domains, top_k, {})
+
+    def _checked(self, question: str, domain: str | None, k: int | None) -> tuple[str, list[str], int]:
+        """Refuse bad input before any model is loaded: (clean question, domains to search, k)."""
         question = check_question(question, self.config.prompt)
         top_k = k if k is not None else self.config.retrieval.top_k
         if top_k < 1:
             raise QuestionError("k must be at least 1")
         domains = [self.knowledge.check_domain(domain)] if domain else self.knowledge.domain_names()
-        timings: dict[str, float] = {}
-        if not use_rag:
-            return self._generate(question, domain, [], None, top_k, timings, started, on_token)
+        return question, domains, top_k
 
+    def _retrieve(self, question: str, domains: Sequence[str], top_k: int, timings: dict[str, float]) -> list[Hit]:
         clock = time.perf_counter()
         spaces = [self.knowledge.get(name).space for name in domains]
         embedder = self._embedder()
@@ -111,11 +129,7 @@ class Engine:
         retrieval = self.config.retrieval
         hits = search(query, spaces, top_k, retrieval.mmr_lambda, retrieval.mmr_candidates)
         timings["search"] = time.perf_counter() - clock
-
-        evidence = within_threshold(hits, retrieval.max_distance)
-        if not evidence:
-            return self._not_covered(question, domain, hits, top_k, timings, started, on_token)
-        return self._generate(question, domain, hits, evidence, top_k, timings, started, on_token)
+        return hits
 
     def _models(self) -> dict[str, str]:
         return {"embedding": self.config.embedding.model, "generator": generator_name(self.config)}

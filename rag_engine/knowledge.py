@@ -175,8 +175,11 @@ class KnowledgeBase:
         total = len(unique)
         if progress:
             progress(0, total)
+        # Longest first, so each batch pads to similar lengths across groups (as one big encode call would);
+        # the id map makes the insertion order irrelevant to search.
+        by_length = sorted(unique, key=lambda p: len(p.text), reverse=True)
         for start in range(0, total, EMBED_GROUP_SIZE):
-            group = unique[start : start + EMBED_GROUP_SIZE]
+            group = by_length[start : start + EMBED_GROUP_SIZE]
             index.add([p.id for p in group], embedder.embed([p.text for p in group]))
             if progress:
                 progress(min(start + EMBED_GROUP_SIZE, total), total)

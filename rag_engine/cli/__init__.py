@@ -164,7 +164,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Engine], int]] = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, make_engine: Callable[[Config], Engine] = Engine) -> int:
+    """Run one command; `make_engine` is the seam tests use to swap in small fake models."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        engine = Engine(_configure(args))
+        engine = make_engine(_configure(args))
         return COMMANDS[args.command](args, engine)
     except RagError as exc:
         log.debug("command failed", exc_info=True)
