@@ -6,7 +6,7 @@ reported ratio is engine passages/second ÷ raw passages/second (target ≥ 0.9:
 costs under 10%). Runs alternate engine/raw to share thermal and cache conditions; the best of each is kept.
 
 Corpus: the first `--docs` SciFact abstracts from ../shared/data (one Markdown file each), or `--knowledge DIR`.
-Usage: python benchmarks/bench_indexing.py [--docs 1500] [--repeats 2] [--json]
+Usage: python benchmarks/bench_indexing.py [--docs 600] [--repeats 2] [--json]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def write_scifact(folder: Path, docs: int) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=1500, help="SciFact abstracts to index")
+    parser.add_argument("--docs", type=int, default=600, help="SciFact abstracts to index")
     parser.add_argument("--knowledge", type=Path, help="index this knowledge folder instead")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", action="store_true")
