@@ -15,9 +15,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag_engine.config import load_config
-from rag_engine.embedding import SentenceTransformerEmbedder
-from rag_engine.knowledge import KnowledgeBase
-from rag_engine.retrieval import search
+from rag_engine.engine import Engine
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,15 +29,12 @@ def main() -> int:
     config = load_config(REPO / "config.toml")
     if args.data_dir:
         config = config.with_paths(data_dir=Path(args.data_dir))
-    embedder = SentenceTransformerEmbedder(config.embedding)
-    knowledge = KnowledgeBase(config, lambda: embedder)
-    space = knowledge.build(args.domain).space
+    engine = Engine(config)
     lines = (config.paths.knowledge_dir / args.domain / "questions.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines if line.strip()]
     hits = 0
     for row in rows:
-        query = embedder.embed([row["question"]])[0]
-        found = search(query, [space], args.k, 1.0, 20)
+        found = engine.retrieve(row["question"], args.domain, k=args.k)
         names = [Path(hit.passage.path).name for hit in found]
         if row["source"] in names:
             hits += 1
