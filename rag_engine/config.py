@@ -84,6 +84,15 @@ class GenerationConfig:
 
 
 @dataclass(frozen=True)
+class WatchConfig:
+    # An update runs once the knowledge folder has been quiet this long (an editor's save or a `cp -r` is
+    # one burst of events, so one update) ...
+    rebuild_debounce_seconds: float = 0.5
+    # ... or at the latest this long after the first event of a burst that never goes quiet.
+    max_rebuild_delay_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class BotConfig:
     token_env: str = "DISCORD_TOKEN"
 
@@ -97,6 +106,7 @@ class Config:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
     bot: BotConfig = field(default_factory=BotConfig)
     source: Path | None = None
 
@@ -181,6 +191,7 @@ def load_config(path: str | Path | None = None) -> Config:
         retrieval=_section(RetrievalConfig, raw, "retrieval"),
         prompt=_section(PromptConfig, raw, "prompt"),
         generation=_section(GenerationConfig, raw, "generation"),
+        watch=_section(WatchConfig, raw, "watch"),
         bot=_section(BotConfig, raw, "bot"),
         source=config_path,
     )
@@ -204,5 +215,8 @@ def _validate(config: Config) -> None:
     for placeholder in ("{context}", "{question}"):
         if placeholder not in config.prompt.template:
             raise ConfigError(f"prompt.template must contain {placeholder}")
+    watch = config.watch
+    if not 0.0 <= watch.rebuild_debounce_seconds <= watch.max_rebuild_delay_seconds:
+        raise ConfigError("watch.rebuild_debounce_seconds must be >= 0 and at most max_rebuild_delay_seconds")
     if "{question}" not in config.prompt.norag_template:
         raise ConfigError("prompt.norag_template must contain {question}")

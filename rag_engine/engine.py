@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from rag_engine.config import Config
 from rag_engine.embedding import Embedder, SentenceTransformerEmbedder
@@ -21,8 +21,11 @@ from rag_engine.generation import BUNDLED_GGUF_NAME, Generator, LlamaGenerator
 from rag_engine.grounding import mark_tokens
 from rag_engine.knowledge import KnowledgeBase, Progress
 from rag_engine.prompt import BuiltPrompt, build_norag_prompt, build_prompt, check_question
-from rag_engine.records import Answer, DomainStats, Hit
+from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate
 from rag_engine.retrieval import search, within_threshold
+
+if TYPE_CHECKING:  # watchdog is imported only when a watcher is started
+    from rag_engine.watcher import KnowledgeWatcher
 
 TokenSink = Callable[[str], None]
 T = TypeVar("T")
@@ -66,10 +69,23 @@ class Engine:
         return self.knowledge.domain_names()
 
     def domain_stats(self, domain: str, progress: Progress | None = None) -> DomainStats:
+        """The domain's index status (indexing what changed first, unless a watcher keeps it fresh)."""
         return self.knowledge.get(domain, progress).stats
 
-    def index(self, domain: str, progress: Progress | None = None) -> DomainStats:
-        return self.knowledge.build(domain, progress).stats
+    def index(self, domain: str, progress: Progress | None = None, full: bool = False) -> IndexUpdate:
+        """Apply the folder's changes to the domain's index; `full` re-reads and re-embeds everything."""
+        return self.knowledge.sync(domain, progress, full)
+
+    def watch(
+        self,
+        on_update: Callable[[IndexUpdate], None],
+        on_error: Callable[[str, Exception], None] | None = None,
+        initial_sync: bool = True,
+    ) -> KnowledgeWatcher:
+        """Follow the knowledge folder from now on (a started watcher; `stop()` it, or use it in `with`)."""
+        from rag_engine.watcher import KnowledgeWatcher
+
+        return KnowledgeWatcher(self.knowledge, on_update, self.config.watch, on_error).start(initial_sync)
 
     # -- questions -----------------------------------------------------------------------------------
     def answer(

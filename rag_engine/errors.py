@@ -34,7 +34,12 @@ class QuestionError(RagError):
 
 
 class DocumentError(RagError):
-    """One document could not be used; the loader turns this into a skip reason, never a crash."""
+    """One document is not indexed on purpose (unsupported, binary, empty, too large); a skip reason."""
+
+
+class DocumentReadError(DocumentError):
+    """One document should have been indexed but could not be read or parsed (corrupt, vanished, no access);
+    reported as *failed* rather than *skipped*, and retried when the file changes."""
 
 
 class ModelError(RagError):

@@ -35,6 +35,8 @@ class VectorIndex(Protocol):
 
     def vectors(self, ids: Sequence[int] | Ids) -> Floats: ...
 
+    def copy(self) -> VectorIndex: ...
+
     def __len__(self) -> int: ...
 
     def to_bytes(self) -> bytes: ...
@@ -81,6 +83,12 @@ class FaissIndex:
             return np.zeros((0, self.dimension), np.float32)
         return np.vstack(rows).astype(np.float32)
 
+    def copy(self) -> FaissIndex:
+        """An independent copy: updates are applied to a copy while queries keep searching the original."""
+        import faiss
+
+        return FaissIndex(self.dimension, _index=faiss.clone_index(self._index))
+
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
@@ -97,10 +105,15 @@ class FaissIndex:
         return cls(int(index.d), _index=index)
 
 
+TEMP_SUFFIX = ".tmp"
+# A temp file this old is the leftover of a killed writer, not another process's write in progress.
+STALE_TEMP_SECONDS = 600.0
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then `os.replace`: a crash leaves the old file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -110,6 +123,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(folder: Path, now: float) -> int:
+    """Delete temp files left by writers that were killed before their `os.replace`."""
+    removed = 0
+    for leftover in folder.glob(f".*{TEMP_SUFFIX}"):
+        try:
+            if now - leftover.stat().st_mtime > STALE_TEMP_SECONDS:
+                leftover.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def save_domain_index(path: Path, index: FaissIndex, meta: dict[str, Any]) -> None:

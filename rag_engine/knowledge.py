@@ -1,9 +1,11 @@
-"""The knowledge store: domains (subfolders of the knowledge folder) and their persisted indexes.
+"""The knowledge store: domains (subfolders of the knowledge folder), their current snapshots, persistence.
 
-For each domain it walks the files, loads and chunks them, embeds the passages, builds a FAISS index and
-persists it (one file per domain under the data directory, replaced atomically). A stored index is reused
-only if it was made from the same files (size + mtime), the same embedding model and the same chunking and
-loading settings; otherwise the domain is rebuilt. Watching the folder is not done here.
+`sync(domain)` brings a domain's index up to date with its folder: it starts from the snapshot in memory
+(else the one stored on disk, if it was made with the same model and chunking settings), lets
+`incremental.py` apply only what changed, writes the result atomically, then swaps it in with one reference
+assignment. Queries read whatever snapshot is current and never wait for, or see, an update in progress.
+Syncs of one domain are serialised; different domains do not block each other. Watching the folder for
+changes is `watcher.py`'s job; this module only reacts when asked.
 """
 
 from __future__ import annotations
@@ -12,47 +14,45 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from rag_engine.chunking import chunk
 from rag_engine.config import Config
+from rag_engine.embed_cache import EmbeddingCache
 from rag_engine.embedding import Embedder
-from rag_engine.errors import DocumentError, IndexStoreError, KnowledgeFolderError, UnknownDomainError
-from rag_engine.index import FaissIndex, load_domain_index, save_domain_index
-from rag_engine.loading import is_candidate, load_document
-from rag_engine.records import DomainStats, Passage, SkippedFile
+from rag_engine.errors import IndexStoreError, KnowledgeFolderError, UnknownDomainError
+from rag_engine.incremental import DomainIndex, FileRecord, Progress, Scan, VectorSource, next_snapshot
+from rag_engine.index import FaissIndex, load_domain_index, remove_stale_temps, save_domain_index
+from rag_engine.loading import is_candidate
+from rag_engine.records import DomainStats, IndexUpdate, Passage, SkippedFile
 from rag_engine.retrieval import SearchSpace
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 1
-# Texts handed to the embedder per call: large enough for its own length-sorted batching, small enough
-# for a progress bar that moves.
-EMBED_GROUP_SIZE = 256
+# Bumped whenever the stored layout changes; an index of another format is rebuilt, not misread.
+INDEX_FORMAT = 2
 
-Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class DomainIndex:
-    """An immutable snapshot of one domain: swap the whole object, never mutate it."""
-
-    stats: DomainStats
-    space: SearchSpace
+__all__ = ["DomainIndex", "KnowledgeBase", "Progress"]
 
 
 class KnowledgeBase:
-    """Owns the domain indexes of one knowledge folder; the embedder is created on first need."""
+    """Owns the domain snapshots of one knowledge folder; the embedder is created on first need.
+
+    `watched` is set while a watcher keeps the snapshots fresh: queries then use the current snapshot as is.
+    Without a watcher every `get` first syncs (a stat of each file; cheap when nothing changed).
+    """
 
     def __init__(self, config: Config, embedder: Callable[[], Embedder]) -> None:
         self.config = config
         self.root = Path(config.paths.knowledge_dir)
         self.data_dir = Path(config.paths.data_dir)
-        self._embedder_factory = embedder
+        self.watched = False
+        self._embedder = embedder
         self._loaded: dict[str, DomainIndex] = {}
-        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._cache: EmbeddingCache | None = None
 
     # -- domains -------------------------------------------------------------------------------------
     def domain_names(self) -> list[str]:
@@ -79,56 +79,121 @@ class KnowledgeBase:
     def index_path(self, domain: str) -> Path:
         return self.data_dir / "indexes" / f"{domain}.npz"
 
-    # -- fingerprints --------------------------------------------------------------------------------
-    def _settings(self, embedder_name: str) -> dict[str, Any]:
+    def cache_path(self) -> Path:
+        return self.data_dir / "cache" / "embeddings.sqlite3"
+
+    # -- access --------------------------------------------------------------------------------------
+    def get(self, domain: str, progress: Progress | None = None) -> DomainIndex:
+        """The domain's current snapshot (synced first unless a watcher keeps it fresh)."""
+        self.check_domain(domain)
+        current = self._loaded.get(domain)
+        if current is not None and self.watched:
+            return current
+        self.sync(domain, progress)
+        return self._loaded[domain]
+
+    def stats(self, domain: str) -> DomainStats:
+        return self.get(domain).stats
+
+    def sync(self, domain: str, progress: Progress | None = None, full: bool = False) -> IndexUpdate:
+        """Bring one domain's index up to date with its folder; `full` re-reads and re-embeds every file."""
+        self.check_domain(domain)
+        started = time.perf_counter()
+        with self._lock_for(domain):
+            previous = self._loaded.get(domain) or self._load_stored(domain)
+            base = None if full else previous
+            vectors = VectorSource(self._embedder, self._embedding_cache(), use_cache=not full)
+            result = next_snapshot(self.config, domain, base, self._scan(domain), vectors, progress)
+            if result is None:  # nothing changed since `base`
+                assert base is not None
+                self._loaded[domain] = base
+                return IndexUpdate(domain, base.stats.version, passages=base.stats.passages)
+            snapshot, update = result
+            if full and previous is not None:  # a rebuild continues the version count
+                version = previous.stats.version + 1
+                snapshot = replace(snapshot, stats=replace(snapshot.stats, version=version))
+                update = replace(update, version=version)
+            self._save(snapshot)
+            self._loaded[domain] = snapshot  # the swap: one reference assignment
+        update = replace(update, seconds=time.perf_counter() - started)  # reading, embedding and writing
+        log.info(
+            "updated %s to v%d: +%d ~%d -%d files, %d embedded, %d reused, %.2fs",
+            domain, update.version, update.added, update.changed, update.removed,
+            update.embedded, update.reused, update.seconds,
+        )  # fmt: skip
+        return update
+
+    def forget(self, domain: str) -> IndexUpdate:
+        """Drop a domain whose folder is gone, from memory and from disk."""
+        with self._lock_for(domain):
+            dropped = self._loaded.pop(domain, None)
+            self.index_path(domain).unlink(missing_ok=True)
+        log.info("domain %s removed", domain)
+        version = dropped.stats.version if dropped is not None else 0
+        return IndexUpdate(domain, version, domain_removed=True)
+
+    def known_domains(self) -> set[str]:
+        """Domains with an index in memory or on disk (some may no longer have a folder)."""
+        stored = {p.stem for p in (self.data_dir / "indexes").glob("*.npz")}
+        return stored | set(self._loaded)
+
+    def sync_all(self, progress: Callable[[str], Progress | None] | None = None) -> list[IndexUpdate]:
+        """Sync every domain folder and forget the domains whose folder is gone."""
+        names = self.domain_names()
+        updates = [self.sync(name, progress(name) if progress else None) for name in names]
+        updates.extend(self.forget(name) for name in sorted(self.known_domains() - set(names)))
+        return updates
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _lock_for(self, domain: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(domain, threading.Lock())
+
+    def _embedding_cache(self) -> EmbeddingCache:
+        with self._locks_guard:
+            if self._cache is None:
+                self._cache = EmbeddingCache(self.cache_path(), self.config.embedding.model)
+            return self._cache
+
+    def _scan(self, domain: str) -> Scan:
+        scan: Scan = {}
+        for relative, path in self.files(domain):
+            try:
+                info = path.stat()
+            except FileNotFoundError:  # deleted between the listing and the stat
+                continue
+            scan[relative] = (info.st_size, info.st_mtime_ns, path)
+        return scan
+
+    def _settings(self) -> dict[str, Any]:
         """Everything that changes the vectors or the passages; a stored index must match it exactly.
         The model is named by config, so checking a stored index never needs to load the model."""
         loading = asdict(self.config.loading)
         return {
             "format": INDEX_FORMAT,
-            "embedding_model": embedder_name,
+            "embedding_model": self.config.embedding.model,
             "chunking": asdict(self.config.chunking),
             "loading": {key: list(value) if isinstance(value, tuple) else value for key, value in loading.items()},
         }
 
-    def _manifest(self, domain: str) -> dict[str, list[int]]:
-        manifest: dict[str, list[int]] = {}
-        for relative, path in self.files(domain):
-            try:
-                info = path.stat()
-            except FileNotFoundError:
-                continue
-            manifest[relative] = [info.st_size, info.st_mtime_ns]
-        return manifest
+    def _save(self, snapshot: DomainIndex) -> None:
+        stats = snapshot.stats
+        meta = {
+            "settings": self._settings(),
+            "version": stats.version,
+            "built_at": stats.built_at,
+            "updated_at": stats.updated_at,
+            "records": {rel: record.to_dict() for rel, record in snapshot.records.items()},
+            "passages": [p.to_dict() for p in snapshot.space.passages.values()],
+        }
+        index = snapshot.space.index
+        assert isinstance(index, FaissIndex)
+        save_domain_index(self.index_path(stats.domain), index, meta)
 
-    # -- access --------------------------------------------------------------------------------------
-    def get(self, domain: str, progress: Progress | None = None) -> DomainIndex:
-        """The domain's index: in memory, else from disk if still fresh, else built now."""
-        self.check_domain(domain)
-        with self._lock:
-            current = self._loaded.get(domain)
-            manifest = self._manifest(domain)
-            if current is not None and current.stats.manifest == manifest:
-                return current
-            loaded = self._load_fresh(domain, manifest)
-            if loaded is None:
-                loaded = self._build(domain, manifest, progress)
-            self._loaded[domain] = loaded
-            return loaded
-
-    def build(self, domain: str, progress: Progress | None = None) -> DomainIndex:
-        """Rebuild from the files whatever is stored, and persist."""
-        self.check_domain(domain)
-        with self._lock:
-            built = self._build(domain, self._manifest(domain), progress)
-            self._loaded[domain] = built
-            return built
-
-    def _embedder(self) -> Embedder:
-        return self._embedder_factory()
-
-    def _load_fresh(self, domain: str, manifest: dict[str, list[int]]) -> DomainIndex | None:
+    def _load_stored(self, domain: str) -> DomainIndex | None:
         path = self.index_path(domain)
+        if path.parent.is_dir():
+            remove_stale_temps(path.parent, time.time())
         try:
             index, meta = load_domain_index(path)
         except FileNotFoundError:
@@ -136,70 +201,28 @@ class KnowledgeBase:
         except IndexStoreError as exc:
             log.warning("rebuilding %s: %s", domain, exc)
             return None
-        if meta.get("settings") != self._settings(self.config.embedding.model):
-            log.info("rebuilding %s: it was indexed with other model or chunking settings", domain)
+        if meta.get("settings") != self._settings():
+            log.info("rebuilding %s: it was indexed with other model, chunking or loading settings", domain)
             return None
-        if meta.get("manifest") != manifest:
-            log.info("rebuilding %s: its files changed since it was indexed", domain)
+        try:
+            records = {rel: FileRecord.from_dict(raw) for rel, raw in meta["records"].items()}
+            passages = {p.id: p for p in (Passage.from_dict(raw) for raw in meta["passages"])}
+            stats = DomainStats(
+                domain=domain,
+                files=tuple(sorted(rel for rel, rec in records.items() if rec.reason is None)),
+                passages=len(passages),
+                skipped=tuple(
+                    SkippedFile(rel, rec.reason, rec.failed) for rel, rec in sorted(records.items()) if rec.reason
+                ),
+                built_at=float(meta["built_at"]),
+                embedding_model=self.config.embedding.model,
+                updated_at=float(meta["updated_at"]),
+                version=int(meta["version"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("rebuilding %s: stored index metadata is malformed (%s)", domain, exc)
             return None
-        passages = [Passage.from_dict(raw) for raw in meta["passages"]]
-        stats = DomainStats(
-            domain=domain,
-            files=tuple(meta["files"]),
-            passages=len(passages),
-            skipped=tuple(SkippedFile(**raw) for raw in meta["skipped"]),
-            built_at=float(meta["built_at"]),
-            embedding_model=self.config.embedding.model,
-            manifest=manifest,
-        )
-        return DomainIndex(stats, SearchSpace(domain, index, {p.id: p for p in passages}))
-
-    def _build(self, domain: str, manifest: dict[str, list[int]], progress: Progress | None) -> DomainIndex:
-        passages: list[Passage] = []
-        files: list[str] = []
-        skipped: list[SkippedFile] = []
-        for relative, path in self.files(domain):
-            try:
-                document = load_document(path, relative, self.config.loading)
-            except DocumentError as exc:
-                log.warning("skipped %s/%s: %s", domain, relative, exc)
-                skipped.append(SkippedFile(relative, str(exc)))
-                continue
-            passages.extend(chunk(document, self.config.chunking))
-            files.append(relative)
-        # The same passage text at the same place twice (a copied file keeps its own path, so this is rare)
-        # would collide in the id map; keep the first.
-        unique = list({p.id: p for p in passages}.values())
-        embedder = self._embedder()
-        index = FaissIndex(embedder.dimension)
-        total = len(unique)
-        if progress:
-            progress(0, total)
-        # Longest first, so each batch pads to similar lengths across groups (as one big encode call would);
-        # the id map makes the insertion order irrelevant to search.
-        by_length = sorted(unique, key=lambda p: len(p.text), reverse=True)
-        for start in range(0, total, EMBED_GROUP_SIZE):
-            group = by_length[start : start + EMBED_GROUP_SIZE]
-            index.add([p.id for p in group], embedder.embed([p.text for p in group]))
-            if progress:
-                progress(min(start + EMBED_GROUP_SIZE, total), total)
-        stats = DomainStats(
-            domain=domain,
-            files=tuple(files),
-            passages=total,
-            skipped=tuple(skipped),
-            built_at=time.time(),
-            embedding_model=self.config.embedding.model,
-            manifest=manifest,
-        )
-        meta = {
-            "settings": self._settings(self.config.embedding.model),
-            "manifest": manifest,
-            "files": files,
-            "skipped": [asdict(s) for s in skipped],
-            "passages": [p.to_dict() for p in unique],
-            "built_at": stats.built_at,
-        }
-        save_domain_index(self.index_path(domain), index, meta)
-        log.info("indexed %s: %d files, %d passages, %d skipped", domain, len(files), total, len(skipped))
-        return DomainIndex(stats, SearchSpace(domain, index, {p.id: p for p in unique}))
+        if len(index) != len(passages):
+            log.warning("rebuilding %s: stored index has %d vectors for %d passages", domain, len(index), len(passages))
+            return None
+        return DomainIndex(stats, SearchSpace(domain, index, passages), records)

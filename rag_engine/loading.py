@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from rag_engine.config import LoadingConfig
-from rag_engine.errors import DocumentError
+from rag_engine.errors import DocumentError, DocumentReadError
 from rag_engine.records import Block, Document
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,9 @@ def load_document(path: Path, relative: str, config: LoadingConfig) -> Document:
             raise DocumentError("empty file")
         data = path.read_bytes()
     except FileNotFoundError as exc:
-        raise DocumentError("file disappeared while indexing") from exc
+        raise DocumentReadError("file disappeared while indexing") from exc
     except OSError as exc:
-        raise DocumentError(f"unreadable: {exc.strerror or exc}") from exc
+        raise DocumentReadError(f"unreadable: {exc.strerror or exc}") from exc
     if suffix == ".pdf":
         kind, blocks = "pdf", _pdf_blocks(data)
     else:
@@ -176,5 +176,5 @@ def _pdf_blocks(data: bytes) -> list[Block]:
     except DocumentError:
         raise
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-        raise DocumentError(f"corrupt PDF: {exc}") from exc
+        raise DocumentReadError(f"corrupt PDF: {exc}") from exc
     return blocks

@@ -78,8 +78,15 @@ class Passage:
 
 @dataclass(frozen=True)
 class SkippedFile:
+    """A file of a domain that is not in its index, and why. `failed` = it should have been readable (corrupt,
+    vanished, no access); otherwise it was skipped on purpose (unsupported, binary, empty, too large)."""
+
     path: str
     reason: str
+    failed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -159,16 +166,22 @@ class Answer:
 
 @dataclass(frozen=True)
 class DomainStats:
-    """What one domain's index holds, for `ragscope index` / `domains` and later `/knowledge status`."""
+    """What one domain's index holds, for `ragscope index` / `domains` and the bot's `/knowledge status`."""
 
     domain: str
     files: tuple[str, ...]
     passages: int
     skipped: tuple[SkippedFile, ...]
+    # When the domain was last indexed from scratch, and when the last change was applied (Unix seconds).
     built_at: float
     embedding_model: str
-    # relative path -> [size, mtime_ns] of the files the index was built from (how staleness is detected).
-    manifest: dict[str, list[int]] = field(default_factory=dict, compare=False)
+    updated_at: float = 0.0
+    # Counts the updates applied to this domain's index since it was first built; survives restarts.
+    version: int = 0
+
+    @property
+    def failed(self) -> tuple[SkippedFile, ...]:
+        return tuple(s for s in self.skipped if s.failed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,7 +189,61 @@ class DomainStats:
             "files": len(self.files),
             "indexed_files": list(self.files),
             "passages": self.passages,
-            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "skipped": [s.to_dict() for s in self.skipped if not s.failed],
+            "failed": [s.to_dict() for s in self.failed],
             "built_at": self.built_at,
+            "updated_at": self.updated_at,
+            "version": self.version,
             "embedding_model": self.embedding_model,
+        }
+
+
+@dataclass(frozen=True)
+class IndexUpdate:
+    """What one incremental update of a domain did (one line of `ragscope watch`).
+
+    Files: `added` (newly indexed), `changed` (indexed before, content differs), `removed` (gone from the
+    folder). Passages: `embedded` (run through the model), `reused` (vectors from the embedding cache, e.g. a
+    renamed file or a moved paragraph), `dropped` (taken out of the index); `passages` is the total after.
+    """
+
+    domain: str
+    version: int
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    embedded: int = 0
+    reused: int = 0
+    dropped: int = 0
+    passages: int = 0
+    seconds: float = 0.0
+    # Built from scratch: a new domain, a first run, `index --rebuild`, or changed model/chunking settings.
+    rebuilt: bool = False
+    # The domain's folder is gone: its index was dropped from memory and disk.
+    domain_removed: bool = False
+
+    @property
+    def applied(self) -> bool:
+        """False when nothing had changed (the index was not touched, the version not bumped)."""
+        files = self.added or self.changed or self.removed or self.skipped or self.failed
+        return self.rebuilt or self.domain_removed or bool(files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "version": self.version,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "dropped": self.dropped,
+            "passages": self.passages,
+            "seconds": round(self.seconds, 4),
+            "rebuilt": self.rebuilt,
+            "domain_removed": self.domain_removed,
         }

@@ -1,7 +1,7 @@
 """The `ragscope` console script: argument parsing, the subcommands, and the one place where engine errors
 become a one-line reason and an exit code for the terminal.
 
-Subcommands here: ask, index, domains, chat. The interactive loop is in `chat.py`, formatting in `render.py`.
+Subcommands here: ask, index, domains, chat, watch. The interactive loop is in `chat.py`, formatting in `render.py`.
 """
 
 from __future__ import annotations
@@ -47,10 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
     ask.add_argument("--json", action="store_true", help="print the whole trace as one JSON object")
 
-    index = commands.add_parser("index", help="build and store the indexes, print per-domain stats")
+    index = commands.add_parser("index", help="bring the stored indexes up to date, print per-domain status")
     _common(index)
     index.add_argument("--domain", help="only this domain")
-    index.add_argument("--json", action="store_true", help="print stats as JSON")
+    index.add_argument("--rebuild", action="store_true", help="re-read and re-embed every file (ignore the cache)")
+    index.add_argument("--json", action="store_true", help="print status as JSON")
+
+    watch = commands.add_parser("watch", help="keep the stored indexes in step with the knowledge folder")
+    _common(watch)
+    watch.add_argument("--json", action="store_true", help="one JSON object per applied update")
 
     domains = commands.add_parser("domains", help="list domains with file and passage counts")
     _common(domains)
@@ -92,10 +97,10 @@ def _progress(label: str) -> Iterator[Progress | None]:
 
 
 def _ensure_indexed(engine: Engine, domain: str | None) -> None:
-    """Build missing or stale indexes up front, with a progress bar, before a question waits on them."""
+    """Index what changed up front, with a progress bar, before a question waits on it."""
     for name in [domain] if domain else engine.domains():
         with _progress(name) as progress:
-            engine.domain_stats(name, progress)
+            engine.index(name, progress)
 
 
 def cmd_ask(args: argparse.Namespace, engine: Engine) -> int:
@@ -127,14 +132,19 @@ def _print_piece(piece: str) -> None:
 
 def cmd_index(args: argparse.Namespace, engine: Engine) -> int:
     names = [engine.knowledge.check_domain(args.domain)] if args.domain else engine.domains()
-    stats = []
+    rows = []
     for name in names:
         with _progress(name) as progress:
-            stats.append(engine.index(name, progress))
+            update = engine.index(name, progress, full=args.rebuild)
+        rows.append((engine.domain_stats(name), update))
     if args.json:
-        print(json.dumps({"domains": [s.to_dict() for s in stats]}, ensure_ascii=False, indent=2))
+        domains = [{**stats.to_dict(), "update": update.to_dict()} for stats, update in rows]
+        print(json.dumps({"domains": domains}, ensure_ascii=False, indent=2))
     else:
-        print(render.domain_stats(stats))
+        print(render.domain_stats([stats for stats, _ in rows]))
+        for _, update in rows:
+            if update.applied:
+                print(render.update_line(update))
     return 0
 
 
@@ -156,11 +166,18 @@ def cmd_chat(args: argparse.Namespace, engine: Engine) -> int:
     return ChatSession(engine, args.domain, _ensure_indexed).run(sys.stdin, sys.stdout)
 
 
+def cmd_watch(args: argparse.Namespace, engine: Engine) -> int:
+    from .watch import run_watch
+
+    return run_watch(engine, json_lines=args.json)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Engine], int]] = {
     "ask": cmd_ask,
     "index": cmd_index,
     "domains": cmd_domains,
     "chat": cmd_chat,
+    "watch": cmd_watch,
 }
 
 

@@ -6,9 +6,10 @@ Only formatting: no engine calls, no printing (callers print the returned string
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Sequence
 
-from rag_engine.records import Answer, DomainStats
+from rag_engine.records import Answer, DomainStats, IndexUpdate
 
 SNIPPET_CHARS = 160
 
@@ -49,7 +50,30 @@ def timings(answer: Answer) -> str:
 def domain_stats(stats: Sequence[DomainStats], verbose: bool = True) -> str:
     lines = []
     for item in stats:
-        lines.append(f"{item.domain}: {len(item.files)} files, {item.passages} passages, {len(item.skipped)} skipped")
+        failed = len(item.failed)
+        lines.append(
+            f"{item.domain}: {len(item.files)} files, {item.passages} passages, "
+            f"{len(item.skipped) - failed} skipped, {failed} failed · v{item.version}, updated {when(item.updated_at)}"
+        )
         if verbose:
-            lines.extend(f"    skipped {s.path}: {s.reason}" for s in item.skipped)
+            lines.extend(f"    {'failed' if s.failed else 'skipped'} {s.path}: {s.reason}" for s in item.skipped)
     return "\n".join(lines)
+
+
+def when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "never"
+
+
+def update_line(update: IndexUpdate) -> str:
+    """One line per applied update, for `ragscope watch` and `ragscope index`."""
+    if update.domain_removed:
+        return f"{update.domain}: folder removed, index dropped"
+    files = f"+{update.added} ~{update.changed} -{update.removed} files"
+    if update.skipped or update.failed:
+        files += f" ({update.skipped} skipped, {update.failed} failed)"
+    kind = "rebuilt" if update.rebuilt else "updated"
+    return (
+        f"{update.domain}: {kind} to v{update.version} in {update.seconds:.2f}s · {files} · "
+        f"{update.embedded} passages embedded, {update.reused} reused, {update.dropped} dropped · "
+        f"{update.passages} passages"
+    )

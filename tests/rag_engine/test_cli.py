@@ -88,13 +88,17 @@ def test_index_json_reports_files_passages_and_skips(
     knowledge_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(knowledge_dir / "zoology" / "bad.pdf", b"%PDF-1.7 not really")
+    write(knowledge_dir / "zoology" / "notes.docx", b"PK\x03\x04 word document")
     assert run(["index", "--json"], knowledge_dir, tmp_path / "data") == 0
     domains = {d["domain"]: d for d in json.loads(capsys.readouterr().out)["domains"]}
     assert set(domains) == {"geology", "zoology"}
-    assert domains["zoology"]["files"] == 2
-    assert sorted(domains["zoology"]["indexed_files"]) == ["quillfish.txt", "zorblat.md"]
-    assert domains["zoology"]["skipped"][0]["path"] == "bad.pdf"
-    assert domains["zoology"]["passages"] >= 2
+    zoology = domains["zoology"]
+    assert zoology["files"] == 2
+    assert sorted(zoology["indexed_files"]) == ["quillfish.txt", "zorblat.md"]
+    assert [(s["path"], s["reason"]) for s in zoology["skipped"]] == [("notes.docx", "unsupported file type .docx")]
+    assert zoology["failed"][0]["path"] == "bad.pdf" and "corrupt PDF" in zoology["failed"][0]["reason"]
+    assert zoology["passages"] >= 2 and zoology["version"] == 1 and zoology["updated_at"] > 0
+    assert zoology["update"]["added"] == 2 and zoology["update"]["rebuilt"]
     assert (tmp_path / "data" / "indexes" / "zoology.npz").is_file()
     assert run(["domains"], knowledge_dir, tmp_path / "data") == 0
     assert "zoology: 2 files" in capsys.readouterr().out

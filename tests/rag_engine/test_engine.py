@@ -90,7 +90,10 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_indexed(fake_engine: En
     write(knowledge_dir / "zoology" / "broken.pdf", b"%PDF-1.4\ngarbage")
     write(knowledge_dir / "zoology" / "photo.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\x00IHDR")
     write(knowledge_dir / "zoology" / "empty.md", "")
-    stats = fake_engine.index("zoology")
+    update = fake_engine.index("zoology")
+    assert (update.added, update.skipped, update.failed) == (2, 2, 1)
+    stats = fake_engine.domain_stats("zoology")
+    assert [s.path for s in stats.failed] == ["broken.pdf"]
     assert set(stats.files) == {"zorblat.md", "quillfish.txt"}
     reasons = {s.path: s.reason for s in stats.skipped}
     assert set(reasons) == {"broken.pdf", "photo.md", "empty.md"}

@@ -133,7 +133,8 @@ def test_bad_files_are_skipped_and_the_rest_indexed(tmp_path: Path, capsys: pyte
 
     assert main(["index", "--knowledge", str(knowledge), "--data-dir", str(tmp_path / "data"), "--json"]) == 0
     (stats,) = json.loads(capsys.readouterr().out)["domains"]
-    assert {s["path"] for s in stats["skipped"]} == {"scan.pdf", "photo.md", "empty.md"}
+    assert {s["path"] for s in stats["skipped"]} == {"photo.md", "empty.md"}
+    assert [s["path"] for s in stats["failed"]] == ["scan.pdf"]
     assert all(s["reason"] for s in stats["skipped"])
     assert stats["files"] == good + 1
 
