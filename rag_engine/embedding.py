@@ -8,6 +8,7 @@ live elsewhere (`index.py`, `retrieval.py`).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,9 @@ from rag_engine.config import EmbeddingConfig
 from rag_engine.errors import ModelError
 
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+# Texts encoded per turn under the model's lock: a question waiting behind an index update waits for at most
+# this many passages, not for the whole update.
+LOCKED_TEXTS = 64
 
 Vectors = npt.NDArray[np.float32]
 
@@ -66,15 +70,23 @@ class SentenceTransformerEmbedder:
             raise ModelError(f"{path} does not declare its embedding dimension")
         self.dimension = int(dimension)
         self.batch_size = config.batch_size
+        # A Hugging Face fast tokenizer is not safe to call from two threads at once ("Already borrowed"), and
+        # a watcher thread embeds updates while the bot embeds questions.
+        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        parts = []
+        for start in range(0, len(texts), LOCKED_TEXTS):
+            with self._lock:
+                parts.append(
+                    self._model.encode(
+                        list(texts[start : start + LOCKED_TEXTS]),
+                        batch_size=self.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                )
+        return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)

@@ -10,7 +10,6 @@ persisted and swapped is `knowledge.py`'s business.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -201,7 +200,7 @@ class VectorSource:
             return
         try:
             self._cache.put(texts, vectors)
-        except sqlite3.Error as exc:
+        except OSError as exc:
             # The index is still right without the cache; only a later re-embedding is lost.
             log.warning("could not write the embedding cache: %s", exc)
 

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -156,7 +157,7 @@ def load_domain_index(path: Path) -> tuple[FaissIndex, dict[str, Any]]:
             meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:
         raise IndexStoreError(f"stored index {path.name} is unreadable: {exc}") from exc
     if not isinstance(meta, dict):
         raise IndexStoreError(f"stored index {path.name} has no metadata")

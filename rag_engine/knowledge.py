@@ -80,7 +80,7 @@ class KnowledgeBase:
         return self.data_dir / "indexes" / f"{domain}.npz"
 
     def cache_path(self) -> Path:
-        return self.data_dir / "cache" / "embeddings.sqlite3"
+        return self.data_dir / "cache"
 
     # -- access --------------------------------------------------------------------------------------
     def get(self, domain: str, progress: Progress | None = None) -> DomainIndex:
@@ -102,6 +102,8 @@ class KnowledgeBase:
         with self._lock_for(domain):
             previous = self._loaded.get(domain) or self._load_stored(domain)
             base = None if full else previous
+            # A rebuild (forced, or because the stored index was made with other settings) continues the count.
+            last_version = previous.stats.version if previous is not None else self._stored_version(domain)
             vectors = VectorSource(self._embedder, self._embedding_cache(), use_cache=not full)
             result = next_snapshot(self.config, domain, base, self._scan(domain), vectors, progress)
             if result is None:  # nothing changed since `base`
@@ -109,8 +111,8 @@ class KnowledgeBase:
                 self._loaded[domain] = base
                 return IndexUpdate(domain, base.stats.version, passages=base.stats.passages)
             snapshot, update = result
-            if full and previous is not None:  # a rebuild continues the version count
-                version = previous.stats.version + 1
+            if update.rebuilt and last_version:
+                version = last_version + 1
                 snapshot = replace(snapshot, stats=replace(snapshot.stats, version=version))
                 update = replace(update, version=version)
             self._save(snapshot)
@@ -189,6 +191,14 @@ class KnowledgeBase:
         index = snapshot.space.index
         assert isinstance(index, FaissIndex)
         save_domain_index(self.index_path(stats.domain), index, meta)
+
+    def _stored_version(self, domain: str) -> int:
+        """The version of the stored index even if it cannot be used (other settings): 0 if there is none."""
+        try:
+            _, meta = load_domain_index(self.index_path(domain))
+            return int(meta.get("version", 0))
+        except (FileNotFoundError, IndexStoreError, TypeError, ValueError):
+            return 0
 
     def _load_stored(self, domain: str) -> DomainIndex | None:
         path = self.index_path(domain)

@@ -29,10 +29,17 @@ _SNIFF_BYTES = 8192
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
+# Files editors, downloads and office suites leave next to a document while working on it: never documents,
+# never reported. (vim: .swp/.swx/.swo and its `4913` probe; emacs: #name#; browsers: .part/.crdownload.)
+_SCRATCH_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload", ".bak")
+
+
 def is_candidate(path: Path, config: LoadingConfig) -> bool:
-    """True for files the indexer should look at (and report on); hidden and ignored files are silent."""
+    """True for files the indexer should look at (and report on); hidden, scratch and ignored files are silent."""
     name = path.name
-    if name.startswith(".") or name.startswith("~") or name.endswith("~"):
+    if name.startswith((".", "~")) or name.endswith("~") or (name.startswith("#") and name.endswith("#")):
+        return False
+    if name == "4913" or name.lower().endswith(_SCRATCH_SUFFIXES):
         return False
     return name not in config.ignored_names
 
