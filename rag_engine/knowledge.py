@@ -11,6 +11,8 @@ changes is `watcher.py`'s job; this module only reacts when asked.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +42,8 @@ class KnowledgeBase:
     """Owns the domain snapshots of one knowledge folder; the embedder is created on first need.
 
     `watched` is set while a watcher keeps the snapshots fresh: queries then use the current snapshot as is.
-    Without a watcher every `get` first syncs (a stat of each file; cheap when nothing changed).
+    Without a watcher every `get` first syncs: one `stat` per file (about 20 ms per 1,000 files) when nothing
+    changed.
     """
 
     def __init__(self, config: Config, embedder: Callable[[], Embedder]) -> None:
@@ -68,13 +71,25 @@ class KnowledgeBase:
 
     def files(self, domain: str) -> Iterator[tuple[str, Path]]:
         """(relative posix path, absolute path) of every candidate file, hidden folders excluded."""
+        for relative, path, _ in self._walk(domain):
+            yield relative, path
+
+    def _walk(self, domain: str) -> Iterator[tuple[str, Path, os.stat_result]]:
+        """Candidate files with one `stat` each (the directory listing already says what is a file)."""
         folder = self.root / domain
-        for path in sorted(folder.rglob("*")):
-            relative = path.relative_to(folder)
-            if any(part.startswith(".") for part in relative.parts[:-1]):
-                continue
-            if path.is_file() and is_candidate(path, self.config.loading):
-                yield relative.as_posix(), path
+        for current, subfolders, names in os.walk(folder):
+            subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+            base = Path(current)
+            for name in sorted(names):
+                path = base / name
+                if not is_candidate(path, self.config.loading):
+                    continue
+                try:
+                    info = path.stat()
+                except (FileNotFoundError, NotADirectoryError):  # deleted between the listing and the stat
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    yield path.relative_to(folder).as_posix(), path, info
 
     def index_path(self, domain: str) -> Path:
         return self.data_dir / "indexes" / f"{domain}.npz"
@@ -158,14 +173,7 @@ class KnowledgeBase:
             return self._cache
 
     def _scan(self, domain: str) -> Scan:
-        scan: Scan = {}
-        for relative, path in self.files(domain):
-            try:
-                info = path.stat()
-            except FileNotFoundError:  # deleted between the listing and the stat
-                continue
-            scan[relative] = (info.st_size, info.st_mtime_ns, path)
-        return scan
+        return {relative: (info.st_size, info.st_mtime_ns, path) for relative, path, info in self._walk(domain)}
 
     def _settings(self) -> dict[str, Any]:
         """Everything that changes the vectors or the passages; a stored index must match it exactly.
