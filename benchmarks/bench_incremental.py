@@ -17,7 +17,8 @@ Any failed check, a corpus under 10,000 passages or a missed target exits with s
 Why this matters: LlamaIndex's default `FaissVectorStore` has no working delete (its `delete` raises
 `NotImplementedError`), so the passages of a changed or removed file cannot be taken out of that FAISS store;
 the old text stays searchable until everything is rebuilt. (Its separate `FaissMapVectorStore` can delete by
-node id, but the default store cannot.) Here a one-file change is applied by id to a copy of the FAISS index, which is then swapped in.
+node id, but the default store cannot.) Here a one-file change is applied by id to a copy of the FAISS
+index, which is then swapped in.
 
 Corpus: all 5,183 SciFact abstracts from ../shared/data (one Markdown file each; ~13k passages at the default
 800-character chunks), or the first `--docs`.

@@ -94,7 +94,23 @@ class WatchConfig:
 
 @dataclass(frozen=True)
 class BotConfig:
+    # The name of the environment variable holding the token; the token itself never appears in config or logs.
     token_env: str = "DISCORD_TOKEN"
+    # Direct messages to the bot; off by default (no channel, no domain, no moderation).
+    allow_dms: bool = False
+    # Channel ids (as strings) the bot answers in; empty = every channel it can see.
+    allowed_channels: tuple[str, ...] = ()
+    # Members with Manage Server, or with one of these role names, may upload files and reindex.
+    knowledge_roles: tuple[str, ...] = ("Knowledge Editor",)
+    max_upload_bytes: int = 5_000_000
+    # Per user: a burst of this many questions, then one more every cooldown_seconds.
+    cooldown_burst: int = 3
+    cooldown_seconds: float = 10.0
+    # A streamed answer edits its message at most this often (Discord rate-limits edits).
+    edit_interval_seconds: float = 1.0
+    sources_per_page: int = 4
+    # A guild's default domain, as "guild_id=domain" entries; channels may switch with /domain.
+    guild_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,6 +231,15 @@ def _validate(config: Config) -> None:
     for placeholder in ("{context}", "{question}"):
         if placeholder not in config.prompt.template:
             raise ConfigError(f"prompt.template must contain {placeholder}")
+    bot = config.bot
+    if bot.cooldown_burst < 1 or bot.cooldown_seconds < 0 or bot.edit_interval_seconds < 0:
+        raise ConfigError("bot.cooldown_burst must be >= 1; cooldown_seconds and edit_interval_seconds >= 0")
+    if bot.sources_per_page < 1 or bot.max_upload_bytes < 1:
+        raise ConfigError("bot.sources_per_page and bot.max_upload_bytes must be at least 1")
+    for entry in bot.guild_domains:
+        guild, _, domain = entry.partition("=")
+        if not guild.strip().isdigit() or not domain.strip():
+            raise ConfigError(f"bot.guild_domains entries look like \"123456789=history\", not {entry!r}")
     watch = config.watch
     if not 0.0 <= watch.rebuild_debounce_seconds <= watch.max_rebuild_delay_seconds:
         raise ConfigError("watch.rebuild_debounce_seconds must be >= 0 and at most max_rebuild_delay_seconds")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from rag_engine.index import atomic_write_bytes
+from rag_engine.index import atomic_write_bytes, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class EmbeddingCache:
 
     def _refresh(self) -> None:
         """Load segments written since the last look (by this or another process)."""
+        if not self._loaded and self.folder.is_dir():
+            remove_stale_temps(self.folder, time.time())  # leftovers of a writer killed mid-segment
         for name in self._segment_names():
             if name in self._loaded:
                 continue

@@ -147,7 +147,10 @@ def save_domain_index(path: Path, index: FaissIndex, meta: dict[str, Any]) -> No
         faiss=np.frombuffer(index.to_bytes(), dtype=np.uint8),
         meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
     )
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:  # disk full, file too large, no permission: the previous index stays in place
+        raise IndexStoreError(f"could not write {path.name}: {exc.strerror or exc}") from exc
 
 
 def load_domain_index(path: Path) -> tuple[FaissIndex, dict[str, Any]]:

@@ -196,9 +196,15 @@ class KnowledgeWatcher:
                 self._report_error(domain, exc)
                 continue
             if update.applied:
-                self._on_update(update)
+                try:
+                    self._on_update(update)
+                except Exception as exc:  # a broken listener (a closed pipe) must not stop the indexing
+                    self._report_error(domain, exc)
 
     def _report_error(self, domain: str, exc: Exception) -> None:
         log.error("could not update %s", domain, exc_info=exc)
         if self._on_error is not None:
-            self._on_error(domain, exc)
+            try:
+                self._on_error(domain, exc)
+            except Exception:
+                log.exception("the error listener failed too")

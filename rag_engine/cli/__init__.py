@@ -1,7 +1,9 @@
 """The `ragscope` console script: argument parsing, the subcommands, and the one place where engine errors
 become a one-line reason and an exit code for the terminal.
 
-Subcommands here: ask, index, domains, chat, watch. The interactive loop is in `chat.py`, formatting in `render.py`.
+Subcommands here: ask, index, domains, chat, watch. `run` hands over to the bot (`bot/app.py`), imported only
+then: the console script is where the two packages meet; the engine modules never import the bot or discord.
+The interactive loop is in `chat.py`, formatting in `render.py`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--domain", help="only this domain")
     index.add_argument("--rebuild", action="store_true", help="re-read and re-embed every file (ignore the cache)")
     index.add_argument("--json", action="store_true", help="print status as JSON")
+
+    run = commands.add_parser("run", help="run the Discord bot (token from the environment; see README)")
+    run.add_argument("bot_args", nargs=argparse.REMAINDER, help="options for the bot: --config, --knowledge, ...")
 
     watch = commands.add_parser("watch", help="keep the stored indexes in step with the knowledge folder")
     _common(watch)
@@ -183,7 +188,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Engine], int]] = {
 
 def main(argv: Sequence[str] | None = None, make_engine: Callable[[Config], Engine] = Engine) -> int:
     """Run one command; `make_engine` is the seam tests use to swap in small fake models."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["run"]:  # the bot has its own options, logging and error boundary
+        from bot.app import main as run_bot
+
+        return run_bot(arguments[1:])
+    args = build_parser().parse_args(arguments)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -24,7 +24,10 @@ def run_watch(engine: Engine, json_lines: bool) -> int:
 
     def report(update: IndexUpdate) -> None:
         line = json.dumps(update.to_dict()) if json_lines else render.update_line(update)
-        print(line, flush=True)
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:  # the reader went away (`ragscope watch | head -1`): nobody to report to
+            stop.set()
 
     def failed(domain: str, exc: Exception) -> None:
         print(f"ragscope: could not update {domain}: {exc}", file=sys.stderr, flush=True)

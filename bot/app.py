@@ -1,0 +1,100 @@
+"""Starting the bot: configuration, the token from the environment, logging that never shows the token.
+
+`main()` is `python -m bot` and `ragscope run`. Without a token it exits with a one-line hint (the terminal
+interface `ragscope chat` needs none). The bot itself is `client.py`; its commands are in `cogs/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag_engine.config import Config, load_config
+from rag_engine.engine import Engine
+from rag_engine.errors import RagError
+
+log = logging.getLogger("bot")
+
+EXIT_USAGE = 2
+
+
+class RedactSecret(logging.Filter):
+    """Replaces a secret wherever it would appear in a log record (message or arguments)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secret:
+            message = record.getMessage()
+            if self._secret in message:
+                record.msg = message.replace(self._secret, "[token]")
+                record.args = None
+        return True
+
+
+def configure_logging(verbose: bool, secret: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # On the handler, so records of every logger (discord.py's included) pass through it.
+    handler.addFilter(RedactSecret(secret))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("bot").setLevel(logging.INFO)
+    logging.getLogger("discord").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def read_token(config: Config) -> str | None:
+    token = os.environ.get(config.bot.token_env, "").strip()
+    return token or None
+
+
+async def run_bot(config: Config, token: str) -> None:
+    from bot.client import RagBot
+
+    bot = RagBot(config, Engine(config))
+    async with bot:
+        await bot.start(token)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Run the ragscope Discord bot.")
+    parser.add_argument("--config", type=Path, help="config file (default: $RAGSCOPE_CONFIG or ./config.toml)")
+    parser.add_argument("--knowledge", type=Path, metavar="DIR", help="knowledge folder (one subfolder per domain)")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where indexes and bot state are stored")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (discord.py included)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config).with_paths(knowledge_dir=args.knowledge, data_dir=args.data_dir)
+    except RagError as exc:
+        print(f"ragscope bot: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    token = read_token(config)
+    if token is None:
+        print(
+            f"ragscope bot: set the {config.bot.token_env} environment variable to your bot's token "
+            "(see README, 'Run it on your server'), or try the same commands in the terminal: ragscope chat",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    configure_logging(args.verbose, token)
+    try:
+        asyncio.run(run_bot(config, token))
+    except KeyboardInterrupt:
+        return 0
+    except RagError as exc:
+        log.debug("bot stopped", exc_info=True)
+        print(f"ragscope bot: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0

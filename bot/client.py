@@ -1,0 +1,132 @@
+"""`RagBot`: the discord.py client with its resources injected, its cogs, command sync and the watcher.
+
+Resources (engine, queue, cooldowns, channel domains) are created by the caller and handed in, so tests can
+build the bot over fake models and a temporary knowledge folder. On start it registers its slash commands only
+when their definition changed since the last registration (a hash under the data directory), and starts the
+knowledge watcher, whose updates wake anyone waiting for a domain to change (an upload waiting to become
+searchable). Commands themselves live in `bot/cogs/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.cogs import report_error
+from bot.cooldown import Cooldowns
+from bot.jobs import GenerationQueue
+from bot.knowledge_events import UpdateFeed, start_watching
+from bot.store import DomainStore, parse_guild_domains
+from rag_engine.config import Config
+from rag_engine.engine import Engine
+from rag_engine.records import IndexUpdate
+from rag_engine.watcher import KnowledgeWatcher
+
+log = logging.getLogger(__name__)
+
+COGS = ("bot.cogs.ask", "bot.cogs.domain", "bot.cogs.knowledge", "bot.cogs.help")
+
+
+def intents() -> discord.Intents:
+    """Guild messages with their content (for mentions), nothing privileged beyond message content."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.dm_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+class RagBot(commands.Bot):
+    def __init__(self, config: Config, engine: Engine, *, watch: bool = True, **options: Any) -> None:
+        options.setdefault("guild_ready_timeout", 1.0)
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            # Generated and document text must never ping anyone, whatever it contains.
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            **options,
+        )
+        self.config = config
+        self.engine = engine
+        self.tree.on_error = report_error  # type: ignore[method-assign]  # the one error boundary for commands
+        self.queue = GenerationQueue()
+        self.cooldowns = Cooldowns(config.bot.cooldown_burst, config.bot.cooldown_seconds)
+        self.state_dir = Path(config.paths.data_dir) / "bot"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.domains = DomainStore(self.state_dir / "bot.sqlite3", parse_guild_domains(config.bot.guild_domains))
+        self._watch = watch
+        self.watcher: KnowledgeWatcher | None = None
+        self._feed_task: asyncio.Task[None] | None = None
+        self._update_waiters: dict[str, list[asyncio.Future[IndexUpdate]]] = defaultdict(list)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def setup_hook(self) -> None:
+        for name in COGS:
+            await self.load_extension(name)
+        await self.queue.start()
+        await self.sync_commands_if_changed()
+        if self._watch:
+            self.watcher, feed = await start_watching(self.engine)
+            self._feed_task = asyncio.create_task(self._follow(feed), name="ragscope-updates")
+
+    async def close(self) -> None:
+        if self._feed_task is not None:
+            self._feed_task.cancel()
+        if self.watcher is not None:
+            await asyncio.to_thread(self.watcher.stop)
+        await self.queue.stop()
+        await super().close()
+        self.domains.close()
+
+    async def sync_commands_if_changed(self) -> bool:
+        """Register the slash commands with Discord when their definition differs from the last registration."""
+        definition = json.dumps([c.to_dict(self.tree) for c in self.tree.get_commands()], sort_keys=True)
+        digest = hashlib.sha256(definition.encode()).hexdigest()
+        marker = self.state_dir / f"commands-{self.application_id}.sha256"
+        if marker.is_file() and marker.read_text().strip() == digest:
+            return False
+        synced = await self.tree.sync()
+        marker.write_text(digest)
+        log.info("registered %d slash commands", len(synced))
+        return True
+
+    # -- knowledge updates ---------------------------------------------------------------------------
+    async def _follow(self, feed: UpdateFeed) -> None:
+        async for update in feed:
+            waiters, self._update_waiters[update.domain] = self._update_waiters[update.domain], []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(update)
+
+    def next_update(self, domain: str) -> asyncio.Future[IndexUpdate]:
+        """A future resolved by the next applied update of `domain` (register before making the change)."""
+        waiter: asyncio.Future[IndexUpdate] = asyncio.get_running_loop().create_future()
+        self._update_waiters[domain].append(waiter)
+        return waiter
+
+    # -- where the bot answers -----------------------------------------------------------------------
+    def answers_in(self, channel: object, guild: discord.Guild | None) -> bool:
+        if guild is None:
+            return self.config.bot.allow_dms
+        allowed = self.config.bot.allowed_channels
+        channel_id = getattr(channel, "id", None)
+        return not allowed or str(channel_id) in allowed
+
+    def channel_domain(self, channel_id: int | None, guild_id: int | None) -> str | None:
+        """The channel's domain (its own choice, else the server default); None searches every domain."""
+        if channel_id is None:
+            return None
+        domain = self.domains.get(channel_id, guild_id)
+        if domain is not None and domain not in self.engine.domains():
+            return None  # the folder was removed since: fall back to all domains
+        return domain
