@@ -6,6 +6,7 @@ directory, so it survives a restart; a server default can come from config (`bot
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import discord
@@ -35,7 +36,7 @@ class DomainCog(commands.Cog):
             )
             return
         chosen = None if name == "all" else self.bot.engine.knowledge.check_domain(name)
-        await self.bot.loop.run_in_executor(None, self.bot.domains.set, interaction.channel_id, chosen)
+        await asyncio.to_thread(self.bot.domains.set, interaction.channel_id, chosen)
         await interaction.response.send_message(
             f"This channel now searches **{chosen or 'all domains'}** (was {current or 'all domains'})."
         )

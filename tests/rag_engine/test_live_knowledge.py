@@ -51,7 +51,7 @@ from tests.conftest import REPO, SHIPPED_KNOWLEDGE, write
 pytestmark = pytest.mark.real_models
 
 CONFIG_PATH = REPO / "config.toml"
-SCIFACT_CORPUS = Path("/work/shared/data/scifact-train/corpus.jsonl")
+SCIFACT_CORPUS = REPO.parent / "shared" / "data" / "scifact-train" / "corpus.jsonl"
 # Generous on purpose: the suite may share two cores with other CPU-heavy work.
 WAIT_SECONDS = 120.0
 PROCESS_SECONDS = 300.0
