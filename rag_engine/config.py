@@ -239,7 +239,7 @@ def _validate(config: Config) -> None:
     for entry in bot.guild_domains:
         guild, _, domain = entry.partition("=")
         if not guild.strip().isdigit() or not domain.strip():
-            raise ConfigError(f"bot.guild_domains entries look like \"123456789=history\", not {entry!r}")
+            raise ConfigError(f'bot.guild_domains entries look like "123456789=history", not {entry!r}')
     watch = config.watch
     if not 0.0 <= watch.rebuild_debounce_seconds <= watch.max_rebuild_delay_seconds:
         raise ConfigError("watch.rebuild_debounce_seconds must be >= 0 and at most max_rebuild_delay_seconds")

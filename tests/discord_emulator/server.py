@@ -156,7 +156,7 @@ class DiscordEmulator:
         self._loop = asyncio.get_running_loop()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/", self.gateway.handle)
-        app.router.add_get("/attachments/{channel_id}/{file_id}/{filename}", self._download)
+        app.router.add_get("/attachments/{channel_id}/{file_id}/{filename:.*}", self._download)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self.rest.handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -343,7 +343,8 @@ class DiscordEmulator:
         """Keep the bytes and serve them at an `/attachments/...` URL placed in payloads."""
         file_id = p.next_id()
         content_type = content_type or mimetypes.guess_type(filename)[0]
-        url = f"{self.base_url}/attachments/{channel_id}/{file_id}/{quote(filename)}"
+        # Discord keeps the name in the URL's last segment; a "/" in it (a path-traversal test) must not split it.
+        url = f"{self.base_url}/attachments/{channel_id}/{file_id}/{quote(filename, safe='')}"
         record = FileRecord(file_id, filename, data, url, content_type, description, ephemeral)
         self.files[file_id] = record
         return record
