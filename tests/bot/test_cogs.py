@@ -33,6 +33,15 @@ def custom_ids(message: MessageRecord) -> list[str]:
     return [button.get("custom_id", "") for button in message.buttons]
 
 
+async def test_commands_are_registered_with_descriptions(emulator: DiscordEmulator, ragbot: RagBot) -> None:
+    registered = {c["name"]: c for c in emulator.global_commands.values()}
+    assert set(registered) == {"ask", "norag", "compare", "domain", "knowledge", "help"}
+    assert all(c["description"] for c in registered.values())
+    ask_options = {o["name"]: o for o in registered["ask"]["options"]}
+    assert ask_options["domain"].get("autocomplete") and ask_options["question"]["required"]
+    assert {o["name"] for o in registered["knowledge"]["options"]} == {"status", "upload", "reindex"}
+
+
 async def test_ask_defers_streams_and_ends_with_sources_and_buttons(emulator: DiscordEmulator, ragbot: RagBot) -> None:
     inter = await emulator.invoke_command("ask", {"question": "What does the zorblat eat?", "domain": "zoology"})
     await inter.wait_acknowledged()
@@ -119,6 +128,8 @@ async def test_domain_switch_is_remembered_across_a_restart(emulator: DiscordEmu
         switched = await (await emulator.invoke_command("domain", {"name": "geology"})).wait_response_done()
         assert "now searches **geology**" in switched.content
     async with connected_bot(emulator, bot_config):
+        # The commands did not change, so the restarted bot did not register them again.
+        assert len(emulator.command_syncs) == 1
         shown = await (await emulator.invoke_command("domain", {})).wait_response_done()
         assert "searches **geology**" in shown.content
         inter = await emulator.invoke_command("ask", {"question": "zorblat basalt columns"})
