@@ -14,6 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from rag_engine.config import Config
 from rag_engine.embedding import Embedder, SentenceTransformerEmbedder
 from rag_engine.errors import IndexStoreError, QuestionError
@@ -104,17 +107,20 @@ class Engine:
         if not use_rag:
             return self._generate(question, domain, [], None, top_k, timings, started, on_token)
 
-        hits = self._retrieve(question, domains, top_k, timings)
+        hits, query = self._retrieve(question, domains, top_k, timings)
+        query_vector = tuple(float(x) for x in query)
 
         evidence = within_threshold(hits, self.config.retrieval.max_distance)
         if not evidence:
-            return self._not_covered(question, domain, hits, top_k, timings, started, on_token)
-        return self._generate(question, domain, hits, evidence, top_k, timings, started, on_token)
+            answer = self._not_covered(question, domain, hits, top_k, timings, started, on_token)
+        else:
+            answer = self._generate(question, domain, hits, evidence, top_k, timings, started, on_token)
+        return replace(answer, query_vector=query_vector, searched=tuple(domains))
 
     def retrieve(self, question: str, domain: str | None = None, k: int | None = None) -> list[Hit]:
         """Only the retrieval steps (embed the query, kNN, MMR): the nearest passages, nearest first."""
         question, domains, top_k = self._checked(question, domain, k)
-        return self._retrieve(question, domains, top_k, {})
+        return self._retrieve(question, domains, top_k, {})[0]
 
     def _checked(self, question: str, domain: str | None, k: int | None) -> tuple[str, list[str], int]:
         """Refuse bad input before any model is loaded: (clean question, domains to search, k)."""
@@ -125,7 +131,9 @@ class Engine:
         domains = [self.knowledge.check_domain(domain)] if domain else self.knowledge.domain_names()
         return question, domains, top_k
 
-    def _retrieve(self, question: str, domains: Sequence[str], top_k: int, timings: dict[str, float]) -> list[Hit]:
+    def _retrieve(
+        self, question: str, domains: Sequence[str], top_k: int, timings: dict[str, float]
+    ) -> tuple[list[Hit], npt.NDArray[np.float32]]:
         clock = time.perf_counter()
         spaces = [self.knowledge.get(name).space for name in domains]
         embedder = self._embedder()
@@ -145,7 +153,7 @@ class Engine:
         retrieval = self.config.retrieval
         hits = search(query, spaces, top_k, retrieval.mmr_lambda, retrieval.mmr_candidates)
         timings["search"] = time.perf_counter() - clock
-        return hits
+        return hits, query
 
     def _models(self) -> dict[str, str]:
         return {"embedding": self.config.embedding.model, "generator": generator_name(self.config)}

@@ -127,6 +127,10 @@ class Answer:
     # False when retrieval found nothing within max_distance: the text then says so and nothing was generated.
     covered: bool = True
     context_tokens: int = 0
+    # The question's embedding (empty without retrieval) and the domains searched: what the pipeline view
+    # draws, taken from this very run rather than re-computed.
+    query_vector: tuple[float, ...] = field(default=(), repr=False)
+    searched: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -161,6 +165,7 @@ class Answer:
             "tokens": [{"text": t.text, "in_context": t.in_context} for t in self.tokens],
             "timings": self.timings,
             "models": self.models,
+            "searched": list(self.searched),
         }
 
 
