@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,13 @@ from bot.knowledge_events import UpdateFeed, start_watching
 from bot.store import DomainStore, parse_guild_domains
 from rag_engine.config import Config
 from rag_engine.engine import Engine
+from rag_engine.pipeline import AttentionSource
 from rag_engine.records import IndexUpdate
 from rag_engine.watcher import KnowledgeWatcher
 
 log = logging.getLogger(__name__)
 
-COGS = ("bot.cogs.ask", "bot.cogs.domain", "bot.cogs.knowledge", "bot.cogs.help")
+COGS = ("bot.cogs.ask", "bot.cogs.domain", "bot.cogs.knowledge", "bot.cogs.pipeline", "bot.cogs.help")
 
 
 def intents() -> discord.Intents:
@@ -46,7 +48,15 @@ def intents() -> discord.Intents:
 
 
 class RagBot(commands.Bot):
-    def __init__(self, config: Config, engine: Engine, *, watch: bool = True, **options: Any) -> None:
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        *,
+        watch: bool = True,
+        attention: Callable[[], AttentionSource | None] | None = None,
+        **options: Any,
+    ) -> None:
         options.setdefault("guild_ready_timeout", 1.0)
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -65,6 +75,8 @@ class RagBot(commands.Bot):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.domains = DomainStore(self.state_dir / "bot.sqlite3", parse_guild_domains(config.bot.guild_domains))
         self._watch = watch
+        self._attention: AttentionSource | None = None
+        self._attention_factory = attention
         self.watcher: KnowledgeWatcher | None = None
         self._feed_task: asyncio.Task[None] | None = None
         self._update_waiters: dict[str, list[asyncio.Future[IndexUpdate]]] = defaultdict(list)
@@ -113,6 +125,17 @@ class RagBot(commands.Bot):
         waiter: asyncio.Future[IndexUpdate] = asyncio.get_running_loop().create_future()
         self._update_waiters[domain].append(waiter)
         return waiter
+
+    def attention(self) -> AttentionSource | None:
+        """The attention model for the pipeline view, made on first use (it loads lazily itself)."""
+        if self._attention is None:
+            if self._attention_factory is not None:
+                self._attention = self._attention_factory()
+            else:
+                from rag_engine.attention import AttentionModel
+
+                self._attention = AttentionModel(self.config.generation)
+        return self._attention
 
     # -- where the bot answers -----------------------------------------------------------------------
     def answers_in(self, channel: object, guild: discord.Guild | None) -> bool:

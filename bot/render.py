@@ -50,12 +50,13 @@ How RAG (retrieval-augmented generation) works, in five steps:
 `/ask` (or mention me) — answer from the documents of this channel's domain
 `/norag` — the model alone, without documents (what it "knows" from its weights)
 `/compare` — both answers, with and without RAG, side by side
+`/pipeline` — the five steps for one question: embedding map, distance table, prompt, attention heatmap
 `/domain` — show or set which domain this channel asks about
 `/knowledge status` — what is indexed: files, passages, skipped or failed files
 `/knowledge upload` — add a document to a domain (Manage Server or a knowledge role)
 `/knowledge reindex` — rebuild a domain's index (same permission)
 `/help` — this message
-Under an answer: **Answer without RAG**, **Show pipeline** (the five steps with timings), **More sources**."""
+Under an answer: **Answer without RAG**, **Show pipeline** (the five steps, with pictures), **More sources**."""
 
 _MASS_MENTION = re.compile(r"@(everyone|here)")
 

@@ -50,9 +50,11 @@ class AnswerView(discord.ui.View):
 
     @discord.ui.button(label="Show pipeline", style=discord.ButtonStyle.secondary, custom_id="ragscope:pipeline")
     async def pipeline(self, interaction: discord.Interaction, button: discord.ui.Button[AnswerView]) -> None:
-        await interaction.response.send_message(
-            render.pipeline_text(self.answer), file=render.prompt_file(self.answer), ephemeral=True
-        )
+        from bot.cogs.pipeline import pipeline_for
+
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        content, embeds, files = await pipeline_for(self.bot, self.answer)
+        await interaction.followup.send(content, embeds=embeds, files=files, ephemeral=True)
 
     @discord.ui.button(label="More sources", style=discord.ButtonStyle.secondary, custom_id="ragscope:sources")
     async def more_sources(self, interaction: discord.Interaction, button: discord.ui.Button[AnswerView]) -> None:

@@ -1,9 +1,9 @@
 """The `ragscope` console script: argument parsing, the subcommands, and the one place where engine errors
 become a one-line reason and an exit code for the terminal.
 
-Subcommands here: ask, index, domains, chat, watch. `run` hands over to the bot (`bot/app.py`), imported only
+Subcommands here: ask, index, domains, chat, watch, pipeline. `run` hands over to the bot (`bot/app.py`), imported only
 then: the console script is where the two packages meet; the engine modules never import the bot or discord.
-The interactive loop is in `chat.py`, formatting in `render.py`.
+The interactive loop is in `chat.py`, the pipeline view's files in `pipeline.py`, formatting in `render.py`.
 """
 
 from __future__ import annotations
@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="interactive session with /ask, /norag and /domain")
     _common(chat)
     chat.add_argument("--domain", help="start in this domain (default: all domains)")
+
+    pipeline = commands.add_parser("pipeline", help="answer one question and write every step of its pipeline")
+    _common(pipeline)
+    pipeline.add_argument("question")
+    pipeline.add_argument("--domain", help="search only this domain (default: all domains)")
+    pipeline.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
+    pipeline.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
+    pipeline.add_argument("--no-attention", action="store_true", help="skip the attention heatmap (no 2nd model)")
+    pipeline.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files")
     return parser
 
 
@@ -177,12 +186,19 @@ def cmd_watch(args: argparse.Namespace, engine: Engine) -> int:
     return run_watch(engine, json_lines=args.json)
 
 
+def cmd_pipeline(args: argparse.Namespace, engine: Engine) -> int:
+    from .pipeline import run_pipeline
+
+    return run_pipeline(args, engine, _ensure_indexed)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Engine], int]] = {
     "ask": cmd_ask,
     "index": cmd_index,
     "domains": cmd_domains,
     "chat": cmd_chat,
     "watch": cmd_watch,
+    "pipeline": cmd_pipeline,
 }
 
 

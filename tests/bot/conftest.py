@@ -38,7 +38,8 @@ def bot_config(config: Config) -> Config:
 @asynccontextmanager
 async def connected_bot(emu: DiscordEmulator, config: Config) -> AsyncIterator[RagBot]:
     engine = Engine(config, embedder=HashingEmbedder, generator=EchoGenerator)
-    bot = RagBot(config, engine)
+    # No attention model with fake models: the pipeline view then says why instead of drawing the heatmap.
+    bot = RagBot(config, engine, attention=lambda: None)
     async with running_bot(emu, bot):
         yield bot
 

@@ -35,7 +35,7 @@ def custom_ids(message: MessageRecord) -> list[str]:
 
 async def test_commands_are_registered_with_descriptions(emulator: DiscordEmulator, ragbot: RagBot) -> None:
     registered = {c["name"]: c for c in emulator.global_commands.values()}
-    assert set(registered) == {"ask", "norag", "compare", "domain", "knowledge", "help"}
+    assert set(registered) == {"ask", "norag", "compare", "domain", "knowledge", "pipeline", "help"}
     assert all(c["description"] for c in registered.values())
     ask_options = {o["name"]: o for o in registered["ask"]["options"]}
     assert ask_options["domain"].get("autocomplete") and ask_options["question"]["required"]
@@ -102,10 +102,29 @@ async def test_show_pipeline_button_sends_the_steps_and_the_prompt(emulator: Dis
     inter = await emulator.invoke_command("ask", {"question": "Who described the zorblat?"})
     answer = await inter.wait_response_done(lambda m: bool(m.embeds))
     click = await emulator.click_button(answer, "ragscope:pipeline")
-    shown = await click.wait_response_done()
+    shown = await click.wait_for_followup()
     assert shown.ephemeral
-    prompt = shown.file("*.txt")
+    prompt = shown.file("prompt.txt")
     assert prompt is not None and b"Who described the zorblat?" in prompt.data
+    assert shown.file("embedding_map.png") is not None
+
+
+async def test_pipeline_shows_the_five_steps_within_discords_limits(emulator: DiscordEmulator, ragbot: RagBot) -> None:
+    inter = await emulator.invoke_command("pipeline", {"question": "Who described the zorblat?", "domain": "zoology"})
+    shown = await inter.wait_response_done(lambda m: len(m.embeds) == 5, timeout=20)
+    titles = [embed["title"] for embed in shown.embeds]
+    assert titles == [
+        "1 · Embed the documents",
+        "2 · Embed the query",
+        "3 · Retrieve with kNN",
+        "4 · Build the prompt",
+        "5 · Generate",
+    ]
+    text = shown.embed_text()
+    assert "lower is closer" in text and "zorblat.md" in text and "```ansi" in text
+    map_png = shown.file("embedding_map.png")
+    assert map_png is not None and map_png.data.startswith(b"\x89PNG")
+    assert shown.file("prompt.txt") is not None
 
 
 async def test_more_sources_pages_through_the_hits(emulator: DiscordEmulator, bot_config: Config) -> None:
