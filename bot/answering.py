@@ -23,8 +23,12 @@ if TYPE_CHECKING:
 Edit = Callable[[str], Awaitable[None]]
 
 
-def label(domain: str | None, use_rag: bool) -> str:
-    return f"RAG answer · {domain or 'all domains'}" if use_rag else "No RAG: the model's weights alone"
+def label(domain: str | None, use_rag: bool, mode: str | None = None) -> str:
+    """The bold first line of an answer; a retrieval mode other than dense is named (it ranks differently)."""
+    if not use_rag:
+        return "No RAG: the model's weights alone"
+    ranked = f" · {mode}" if mode and mode != "dense" else ""
+    return f"RAG answer · {domain or 'all domains'}{ranked}"
 
 
 def cooldown_note(wait_seconds: float) -> str:
@@ -44,10 +48,17 @@ def check(bot: RagBot, question: str, domain: str | None, k: int | None) -> str:
 
 
 async def stream_answer(
-    bot: RagBot, question: str, domain: str | None, k: int | None, use_rag: bool, edit: Edit
+    bot: RagBot,
+    question: str,
+    domain: str | None,
+    k: int | None,
+    use_rag: bool,
+    edit: Edit,
+    mode: str | None = None,
 ) -> Answer:
-    """Queue the question, show the queue position, stream the answer into `edit`, return the trace."""
-    title = label(domain, use_rag)
+    """Queue the question, show the queue position, stream the answer into `edit`, return the trace.
+    `mode` ("dense", "bm25", "hybrid") overrides `retrieval.mode` for this question."""
+    title = label(domain, use_rag, mode or bot.config.retrieval.mode)
     # Queue-position edits and streamed edits go through one lock, and a position is never shown once the
     # answer has started, so a late "#2 in the queue" cannot overwrite streamed text.
     editing = asyncio.Lock()
@@ -69,7 +80,7 @@ async def stream_answer(
                 await edit(f"**{title}**\n⏳ In the queue: #{position} (one answer is generated at a time).")
 
     def work() -> Answer:
-        return bot.engine.answer(question, domain, k=k, use_rag=use_rag, on_token=editor.feed)
+        return bot.engine.answer(question, domain, k=k, use_rag=use_rag, on_token=editor.feed, mode=mode)
 
     ticket = bot.queue.submit(work, on_position=show_position)
     try:
@@ -94,4 +105,4 @@ def comparison_content(with_rag: str, without_rag: str, domain: str | None) -> s
 
 def final_content(answer: Answer) -> list[str]:
     """The final answer as message-sized parts (the first goes in the streamed message, the rest follow)."""
-    return render.answer_messages(answer, label=label(answer.domain, answer.used_rag))
+    return render.answer_messages(answer, label=label(answer.domain, answer.used_rag, answer.mode))

@@ -34,7 +34,7 @@ from rag_engine.watcher import KnowledgeWatcher
 
 log = logging.getLogger(__name__)
 
-COGS = ("bot.cogs.ask", "bot.cogs.domain", "bot.cogs.knowledge", "bot.cogs.pipeline", "bot.cogs.help")
+COGS = ("bot.cogs.ask", "bot.cogs.domain", "bot.cogs.knowledge", "bot.cogs.pipeline", "bot.cogs.eval", "bot.cogs.help")
 
 
 def intents() -> discord.Intents:

@@ -23,9 +23,9 @@ EXAMPLE_CHARS = 120
 COLOUR = discord.Colour.blurple()
 
 
-def pipeline_message(view: PipelineView, map_png: bytes | None, attention_png: bytes | None) -> tuple[
-    str, list[discord.Embed], list[discord.File]
-]:
+def pipeline_message(
+    view: PipelineView, map_png: bytes | None, attention_png: bytes | None
+) -> tuple[str, list[discord.Embed], list[discord.File]]:
     """(content, embeds, files) for one message showing the five steps of `view`."""
     embeds: list[discord.Embed] = []
     files: list[discord.File] = []

@@ -244,7 +244,7 @@ def sources_embed(answer: Answer, page: int = 0, per_page: int = 4) -> discord.E
     name_limit = min(EMBED_FIELD_NAME_LIMIT, budget // 3)
     for hit in shown:
         name = truncate(defuse_mentions(f"#{hit.rank} · {_location(hit)}"), name_limit)
-        head = f"distance `{hit.distance:.3f}` · {hit_use(hit, answer.max_distance)}\n> "
+        head = f"distance `{hit.distance:.3f}` · {hit_use(hit, answer.max_distance)}{_ranks(hit, answer.mode)}\n> "
         value_limit = min(EMBED_FIELD_VALUE_LIMIT, budget - len(name))
         text = snippet(defuse_mentions(hit.passage.text), SNIPPET_CHARS)
         value = head + _escaped(text, max(1, value_limit - len(head)))
@@ -263,9 +263,21 @@ def _sources_description(answer: Answer) -> str:
         f"Passages farther than **{answer.max_distance:.2f}** are too far to use. "
         f"{used} of {len(answer.hits)} went into the prompt."
     )
+    if answer.mode == "bm25":
+        text += " Ranked by **BM25** (shared words), so rank 1 need not be the closest."
+    elif answer.mode == "hybrid":
+        text += " Ranked by **hybrid** search (embeddings and shared words fused), so rank 1 need not be the closest."
     if not answer.covered:
         text += " None was close enough, so the model was not asked."
     return text
+
+
+def _ranks(hit: Hit, mode: str) -> str:
+    """Hybrid: where the passage stood among the dense and the BM25 candidates (– = not among them)."""
+    if mode != "hybrid":
+        return ""
+    dense, words = (f"#{rank}" if rank is not None else "–" for rank in (hit.dense_rank, hit.lexical_rank))
+    return f" · dense {dense}, bm25 {words}"
 
 
 # -- knowledge status -------------------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ from typing import Any, TypeVar
 from rag_engine.errors import ConfigError
 
 CONFIG_ENV = "RAGSCOPE_CONFIG"
+# What retrieval ranks by (`retrieval.mode`, or per question): embeddings, words, or both fused.
+RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
+FUSION_METHODS = ("blend", "rrf")
 DEFAULT_CONFIG_NAME = "config.toml"
 
 
@@ -57,6 +60,19 @@ class RetrievalConfig:
     mmr_candidates: int = 20
     # Euclidean distance between unit vectors, 0..2; passages farther than this are "not about it".
     max_distance: float = 1.2
+    # "dense" (embedding kNN), "bm25" (words) or "hybrid" (both, fused); a question may ask for another.
+    mode: str = "dense"
+    # How hybrid fuses: "blend" (weighted min-max-normalised scores) or "rrf" (reciprocal rank fusion).
+    fusion: str = "blend"
+    # blend: the dense share of the fused score (the lexical share is the rest).
+    blend_weight: float = 0.55
+    # rrf: the constant k of 1 / (k + rank).
+    rrf_k: float = 60.0
+    # How many candidates each retriever contributes to the fusion.
+    fusion_candidates: int = 100
+    # BM25 term-frequency saturation and length normalisation (Lucene's defaults).
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -226,6 +242,16 @@ def _validate(config: Config) -> None:
         raise ConfigError("retrieval.top_k must be at least 1")
     if not 0.0 <= retrieval.mmr_lambda <= 1.0:
         raise ConfigError("retrieval.mmr_lambda must be between 0 and 1")
+    if retrieval.mode not in RETRIEVAL_MODES:
+        raise ConfigError(f"retrieval.mode must be one of {', '.join(RETRIEVAL_MODES)}, not {retrieval.mode!r}")
+    if retrieval.fusion not in FUSION_METHODS:
+        raise ConfigError(f"retrieval.fusion must be one of {', '.join(FUSION_METHODS)}, not {retrieval.fusion!r}")
+    if not 0.0 <= retrieval.blend_weight <= 1.0:
+        raise ConfigError("retrieval.blend_weight must be between 0 and 1")
+    if retrieval.rrf_k < 0 or retrieval.fusion_candidates < 1:
+        raise ConfigError("retrieval.rrf_k must be >= 0 and retrieval.fusion_candidates at least 1")
+    if retrieval.bm25_k1 < 0 or not 0.0 <= retrieval.bm25_b <= 1.0:
+        raise ConfigError("retrieval.bm25_k1 must be >= 0 and retrieval.bm25_b between 0 and 1")
     if config.generation.max_answer_tokens >= config.generation.max_context_tokens:
         raise ConfigError("generation.max_answer_tokens must be below max_context_tokens")
     for placeholder in ("{context}", "{question}"):

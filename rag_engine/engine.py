@@ -1,6 +1,7 @@
 """The facade: `Engine.answer(question, domain)` runs the online flow and returns the whole trace.
 
-embed query → search (kNN, optional MMR) → distance threshold → build prompt → generate (stream) → `Answer`.
+embed query → search (dense kNN, BM25 or both fused; optional MMR) → distance threshold → build prompt →
+generate (stream) → `Answer`.
 Models are created on first use and kept (a `ragscope domains` never loads the language model). This module
 wires the steps together; each step lives in its own module and knows nothing of the others.
 """
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from rag_engine.config import Config
+from rag_engine.config import RETRIEVAL_MODES, Config
 from rag_engine.embedding import Embedder, SentenceTransformerEmbedder
 from rag_engine.errors import IndexStoreError, QuestionError
+from rag_engine.fusion import Fusion
 from rag_engine.generation import BUNDLED_GGUF_NAME, Generator, LlamaGenerator
 from rag_engine.grounding import mark_tokens
 from rag_engine.knowledge import KnowledgeBase, Progress
@@ -67,6 +69,10 @@ class Engine:
         self._generator = _Lazy(generator or (lambda: LlamaGenerator(config.generation)))
         self.knowledge = KnowledgeBase(config, self._embedder)
 
+    def embedder(self) -> Embedder:
+        """The embedding model (loaded on first call): what the evaluation harness embeds with too."""
+        return self._embedder()
+
     # -- knowledge -----------------------------------------------------------------------------------
     def domains(self) -> list[str]:
         return self.knowledge.domain_names()
@@ -99,40 +105,49 @@ class Engine:
         k: int | None = None,
         use_rag: bool = True,
         on_token: TokenSink | None = None,
+        mode: str | None = None,
     ) -> Answer:
-        """Answer one question. `domain=None` searches every domain; `use_rag=False` skips retrieval."""
+        """Answer one question. `domain=None` searches every domain; `use_rag=False` skips retrieval; `mode`
+        ("dense", "bm25", "hybrid") overrides `retrieval.mode` for this question."""
         started = time.perf_counter()
-        question, domains, top_k = self._checked(question, domain, k)
+        question, domains, top_k, mode = self._checked(question, domain, k, mode)
         timings: dict[str, float] = {}
         if not use_rag:
             return self._generate(question, domain, [], None, top_k, timings, started, on_token)
 
-        hits, query = self._retrieve(question, domains, top_k, timings)
+        hits, query = self._retrieve(question, domains, top_k, timings, mode)
         query_vector = tuple(float(x) for x in query)
 
         evidence = within_threshold(hits, self.config.retrieval.max_distance)
         if not evidence:
-            answer = self._not_covered(question, domain, hits, top_k, timings, started, on_token)
+            answer = self._not_covered(question, domain, hits, top_k, timings, started, on_token, mode)
         else:
             answer = self._generate(question, domain, hits, evidence, top_k, timings, started, on_token)
-        return replace(answer, query_vector=query_vector, searched=tuple(domains))
+        return replace(answer, query_vector=query_vector, searched=tuple(domains), mode=mode)
 
-    def retrieve(self, question: str, domain: str | None = None, k: int | None = None) -> list[Hit]:
-        """Only the retrieval steps (embed the query, kNN, MMR): the nearest passages, nearest first."""
-        question, domains, top_k = self._checked(question, domain, k)
-        return self._retrieve(question, domains, top_k, {})[0]
+    def retrieve(
+        self, question: str, domain: str | None = None, k: int | None = None, mode: str | None = None
+    ) -> list[Hit]:
+        """Only the retrieval steps (embed the query, search in `mode`, MMR): the best passages, best first."""
+        question, domains, top_k, mode = self._checked(question, domain, k, mode)
+        return self._retrieve(question, domains, top_k, {}, mode)[0]
 
-    def _checked(self, question: str, domain: str | None, k: int | None) -> tuple[str, list[str], int]:
-        """Refuse bad input before any model is loaded: (clean question, domains to search, k)."""
+    def _checked(
+        self, question: str, domain: str | None, k: int | None, mode: str | None
+    ) -> tuple[str, list[str], int, str]:
+        """Refuse bad input before any model is loaded: (clean question, domains to search, k, mode)."""
         question = check_question(question, self.config.prompt)
         top_k = k if k is not None else self.config.retrieval.top_k
         if top_k < 1:
             raise QuestionError("k must be at least 1")
+        mode = mode if mode is not None else self.config.retrieval.mode
+        if mode not in RETRIEVAL_MODES:
+            raise QuestionError(f"unknown retrieval mode {mode!r} (known: {', '.join(RETRIEVAL_MODES)})")
         domains = [self.knowledge.check_domain(domain)] if domain else self.knowledge.domain_names()
-        return question, domains, top_k
+        return question, domains, top_k, mode
 
     def _retrieve(
-        self, question: str, domains: Sequence[str], top_k: int, timings: dict[str, float]
+        self, question: str, domains: Sequence[str], top_k: int, timings: dict[str, float], mode: str
     ) -> tuple[list[Hit], npt.NDArray[np.float32]]:
         clock = time.perf_counter()
         spaces = [self.knowledge.get(name).space for name in domains]
@@ -151,7 +166,16 @@ class Engine:
                     "run `ragscope index` again"
                 )
         retrieval = self.config.retrieval
-        hits = search(query, spaces, top_k, retrieval.mmr_lambda, retrieval.mmr_candidates)
+        hits = search(
+            query,
+            spaces,
+            top_k,
+            retrieval.mmr_lambda,
+            retrieval.mmr_candidates,
+            text=question,
+            mode=mode,
+            fusion=Fusion.from_config(retrieval),
+        )
         timings["search"] = time.perf_counter() - clock
         return hits, query
 
@@ -167,14 +191,18 @@ class Engine:
         timings: dict[str, float],
         started: float,
         on_token: TokenSink | None,
+        mode: str,
     ) -> Answer:
         where = f"the {domain} documents" if domain else "the documents"
         limit = self.config.retrieval.max_distance
         if hits:
+            closest = min(hit.distance for hit in hits)  # in bm25 and hybrid modes rank 1 need not be closest
             text = (
-                f"I can't answer that from {where}: the closest passage is at distance {hits[0].distance:.2f}, "
+                f"I can't answer that from {where}: the closest passage is at distance {closest:.2f}, "
                 f"farther than the {limit:.2f} threshold, so they do not seem to cover it."
             )
+        elif mode == "bm25":
+            text = f"I can't answer that from {where}: no passage shares a word with the question."
         else:
             text = f"I can't answer that from {where}: there are no indexed passages."
         if on_token:

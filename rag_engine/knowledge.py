@@ -26,6 +26,7 @@ from rag_engine.embedding import Embedder
 from rag_engine.errors import IndexStoreError, KnowledgeFolderError, UnknownDomainError
 from rag_engine.incremental import DomainIndex, FileRecord, Progress, Scan, VectorSource, next_snapshot
 from rag_engine.index import FaissIndex, load_domain_index, remove_stale_temps, save_domain_index
+from rag_engine.lexical import Bm25Index
 from rag_engine.loading import is_candidate
 from rag_engine.records import DomainStats, IndexUpdate, Passage, SkippedFile
 from rag_engine.retrieval import SearchSpace
@@ -119,7 +120,7 @@ class KnowledgeBase:
             base = None if full else previous
             # A rebuild (forced, or because the stored index was made with other settings) continues the count.
             last_version = previous.stats.version if previous is not None else self._stored_version(domain)
-            vectors = VectorSource(self._embedder, self._embedding_cache(), use_cache=not full)
+            vectors = VectorSource(self._embedder, self.embedding_cache(), use_cache=not full)
             result = next_snapshot(self.config, domain, base, self._scan(domain), vectors, progress)
             if result is None:  # nothing changed since `base`
                 assert base is not None
@@ -166,7 +167,8 @@ class KnowledgeBase:
         with self._locks_guard:
             return self._locks.setdefault(domain, threading.Lock())
 
-    def _embedding_cache(self) -> EmbeddingCache:
+    def embedding_cache(self) -> EmbeddingCache:
+        """The embedding cache under the data folder (one per knowledge base, shared by every domain)."""
         with self._locks_guard:
             if self._cache is None:
                 self._cache = EmbeddingCache(self.cache_path(), self.config.embedding.model)
@@ -243,4 +245,8 @@ class KnowledgeBase:
         if len(index) != len(passages):
             log.warning("rebuilding %s: stored index has %d vectors for %d passages", domain, len(index), len(passages))
             return None
-        return DomainIndex(stats, SearchSpace(domain, index, passages), records)
+        # The lexical index is not stored: rebuilt from the passages (about 1 s for 14,000 on 2 cores), it cannot
+        # disagree with them, and the BM25 settings can change without a re-embedding.
+        retrieval = self.config.retrieval
+        lexical = Bm25Index.build({i: p.text for i, p in passages.items()}, retrieval.bm25_k1, retrieval.bm25_b)
+        return DomainIndex(stats, SearchSpace(domain, index, passages, lexical), records)

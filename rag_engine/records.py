@@ -91,13 +91,21 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved passage: its rank (1 = nearest), true Euclidean distance, and whether the prompt used it."""
+    """A retrieved passage: its rank (1 = best), true Euclidean distance to the question (whatever the retrieval
+    mode), and whether the prompt used it."""
 
     rank: int
     passage: Passage
     distance: float
     domain: str = ""
     in_prompt: bool = False
+    # What the retrieval mode ranked by, higher is better: the cosine similarity (dense), the BM25 score
+    # (bm25), or the fused score (hybrid).
+    score: float = 0.0
+    # The passage's rank among the dense (nearest) and the lexical (BM25) candidates; None when it was not
+    # among them, or that retriever was not asked.
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,8 @@ class Answer:
     query_vector: tuple[float, ...] = field(default=(), repr=False)
     searched: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # The retrieval mode that ranked the hits: "dense", "bm25" or "hybrid".
+    mode: str = "dense"
 
     @property
     def sources(self) -> tuple[Hit, ...]:
@@ -152,6 +162,9 @@ class Answer:
                     "path": hit.passage.path,
                     "span": hit.passage.span,
                     "distance": hit.distance,
+                    "score": hit.score,
+                    "dense_rank": hit.dense_rank,
+                    "lexical_rank": hit.lexical_rank,
                     "in_prompt": hit.in_prompt,
                     "text": hit.passage.text,
                 }
@@ -166,6 +179,7 @@ class Answer:
             "timings": self.timings,
             "models": self.models,
             "searched": list(self.searched),
+            "mode": self.mode,
         }
 
 

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# `/ask mode:` — what ranks the passages; the default is the config's `retrieval.mode`.
+MODE_CHOICES = [
+    app_commands.Choice(name="dense: nearest embeddings (meaning)", value="dense"),
+    app_commands.Choice(name="bm25: shared words", value="bm25"),
+    app_commands.Choice(name="hybrid: both, fused", value="hybrid"),
+]
+
 
 class AskCog(commands.Cog):
     def __init__(self, bot: RagBot) -> None:
@@ -47,7 +54,13 @@ class AskCog(commands.Cog):
         return self.bot.channel_domain(interaction.channel_id, interaction.guild_id)
 
     async def _answer_interaction(
-        self, interaction: discord.Interaction, question: str, domain: str | None, k: int | None, use_rag: bool
+        self,
+        interaction: discord.Interaction,
+        question: str,
+        domain: str | None,
+        k: int | None,
+        use_rag: bool,
+        mode: str | None = None,
     ) -> None:
         chosen = self._domain(interaction, domain)
         question = check(self.bot, question, chosen, k)
@@ -58,7 +71,7 @@ class AskCog(commands.Cog):
         async def edit(text: str) -> None:
             await interaction.edit_original_response(content=text)
 
-        answer = await stream_answer(self.bot, question, chosen, k, use_rag, edit)
+        answer = await stream_answer(self.bot, question, chosen, k, use_rag, edit, mode)
         parts = final_content(answer)
         embeds = [render.sources_embed(answer, 0, self.bot.config.bot.sources_per_page)] if answer.hits else []
         await interaction.edit_original_response(content=parts[0], embeds=embeds, view=AnswerView(self.bot, answer))
@@ -70,16 +83,20 @@ class AskCog(commands.Cog):
         question="What you want to know",
         k="How many passages to retrieve (default from config)",
         domain="Search this domain instead of the channel's (or 'all')",
+        mode="What ranks the passages: embeddings, words, or both (default from config)",
     )
     @app_commands.autocomplete(domain=domain_choices)
+    @app_commands.choices(mode=MODE_CHOICES)
     async def ask(
         self,
         interaction: discord.Interaction,
         question: str,
         k: app_commands.Range[int, 1, 20] | None = None,
         domain: str | None = None,
+        mode: app_commands.Choice[str] | None = None,
     ) -> None:
-        await self._answer_interaction(interaction, question, domain, k, use_rag=True)
+        ranked_by = mode.value if mode is not None else None
+        await self._answer_interaction(interaction, question, domain, k, use_rag=True, mode=ranked_by)
 
     @app_commands.command(name="norag", description="Answer from the model's weights alone, without documents")
     @app_commands.describe(question="What you want to know")

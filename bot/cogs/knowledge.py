@@ -19,7 +19,7 @@ from discord.ext import commands
 from bot import render
 from bot.cogs import domain_choices
 from bot.permissions import may_manage_knowledge
-from bot.uploads import save_upload
+from bot.uploads import safe_filename, save_upload
 from rag_engine.records import IndexUpdate
 
 if TYPE_CHECKING:
@@ -72,6 +72,8 @@ class KnowledgeCog(commands.GroupCog, group_name="knowledge", group_description=
                 f"`{file.filename}` is {file.size:,} bytes; the limit is {limit:,}.", ephemeral=True
             )
             return
+        # The name is checked before the public "thinking" reply, so a refusal stays ephemeral.
+        safe_filename(file.filename, self.bot.config.loading.extensions)
         await interaction.response.defer(thinking=True)
         data = await file.read()
         folder = self.bot.engine.knowledge.root / domain

@@ -3,7 +3,8 @@ become a one-line reason and an exit code for the terminal.
 
 Subcommands here: ask, index, domains, chat, watch, pipeline. `run` hands over to the bot (`bot/app.py`), imported only
 then: the console script is where the two packages meet; the engine modules never import the bot or discord.
-The interactive loop is in `chat.py`, the pipeline view's files in `pipeline.py`, formatting in `render.py`.
+The interactive loop is in `chat.py`, the pipeline view's files in `pipeline.py`, the `eval` group in
+`evaluate.py`, formatting in `render.py`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from rag_engine.config import Config, load_config
+from rag_engine.config import RETRIEVAL_MODES, Config, load_config
 from rag_engine.engine import Engine, generator_name
 from rag_engine.errors import QuestionError, RagError
 from rag_engine.knowledge import Progress
 from rag_engine.prompt import check_question
 
 from . import render
+from .evaluate import add_eval_parser, cmd_eval
 
 log = logging.getLogger("ragscope")
 
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--domain", help="search only this domain (default: all domains)")
     ask.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
     ask.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
+    ask.add_argument("--mode", choices=RETRIEVAL_MODES, help="dense, bm25 or hybrid (default: retrieval.mode)")
     ask.add_argument("--json", action="store_true", help="print the whole trace as one JSON object")
 
     index = commands.add_parser("index", help="bring the stored indexes up to date, print per-domain status")
@@ -78,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
     pipeline.add_argument("--no-attention", action="store_true", help="skip the attention heatmap (no 2nd model)")
     pipeline.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files")
+
+    add_eval_parser(commands, _common)
     return parser
 
 
@@ -87,8 +92,9 @@ def _configure(args: argparse.Namespace) -> Config:
 
 
 @contextmanager
-def _progress(label: str) -> Iterator[Progress | None]:
-    """A tqdm bar on an interactive terminal, nothing otherwise (logs and pipes stay clean)."""
+def progress_bar(description: str, unit: str) -> Iterator[Progress | None]:
+    """A tqdm bar on stderr when it is an interactive terminal, nothing otherwise (logs and pipes stay clean).
+    The bar appears with the first update and goes when the work is done."""
     if not sys.stderr.isatty():
         yield None
         return
@@ -99,15 +105,21 @@ def _progress(label: str) -> Iterator[Progress | None]:
     def update(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=f"indexing {label}", unit="passage", leave=False)
+            bar = tqdm(total=total, desc=description, unit=unit, leave=False, file=sys.stderr)
         bar.n = done
         bar.refresh()
+        if done >= total:
+            bar.close()
 
     try:
         yield update
     finally:
         if bar is not None:
             bar.close()
+
+
+def _progress(label: str) -> AbstractContextManager[Progress | None]:
+    return progress_bar(f"indexing {label}", "passage")
 
 
 def _ensure_indexed(engine: Engine, domain: str | None) -> None:
@@ -129,7 +141,9 @@ def cmd_ask(args: argparse.Namespace, engine: Engine) -> int:
     stream = None if args.json else _print_piece
     if stream:
         print(render.header(args.domain, not args.no_rag, generator_name(engine.config)), flush=True)
-    answer = engine.answer(args.question, args.domain, k=args.k, use_rag=not args.no_rag, on_token=stream)
+    answer = engine.answer(
+        args.question, args.domain, k=args.k, use_rag=not args.no_rag, on_token=stream, mode=args.mode
+    )
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -199,6 +213,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Engine], int]] = {
     "chat": cmd_chat,
     "watch": cmd_watch,
     "pipeline": cmd_pipeline,
+    "eval": cmd_eval,
 }
 
 

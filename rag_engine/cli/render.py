@@ -9,7 +9,7 @@ import textwrap
 import time
 from collections.abc import Sequence
 
-from rag_engine.records import Answer, DomainStats, IndexUpdate
+from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate
 
 SNIPPET_CHARS = 160
 
@@ -29,17 +29,28 @@ def sources(answer: Answer) -> str:
     if not answer.used_rag:
         return "No sources: this answer did not use retrieval."
     if not answer.hits:
+        if answer.mode == "bm25":
+            return "No sources: no passage shares a word with the question."
         return "No sources: nothing is indexed."
+    ranked = "" if answer.mode == "dense" else f", ranked by {answer.mode}"
     lines = [
         f"Sources — Euclidean distance, lower is closer (threshold {answer.max_distance:.2f}, "
-        f"{sum(h.in_prompt for h in answer.hits)} of {len(answer.hits)} in the prompt):"
+        f"{sum(h.in_prompt for h in answer.hits)} of {len(answer.hits)} in the prompt{ranked}):"
     ]
     for hit in answer.hits:
         path = f"{hit.domain}/{hit.passage.path}" if hit.domain else hit.passage.path
         used = "in prompt" if hit.in_prompt else ("too far" if hit.distance > answer.max_distance else "not used")
-        lines.append(f"  {hit.rank}. {hit.distance:.3f}  {path} {hit.passage.span}  ({used})")
+        lines.append(f"  {hit.rank}. {hit.distance:.3f}  {path} {hit.passage.span}  ({used}){_ranks(hit, answer.mode)}")
         lines.append(textwrap.indent(snippet(hit.passage.text), "       "))
     return "\n".join(lines)
+
+
+def _ranks(hit: Hit, mode: str) -> str:
+    """Where a fused hit stood in each retriever's candidate list (– = not among them)."""
+    if mode != "hybrid":
+        return ""
+    dense, bm25 = (f"#{rank}" if rank is not None else "–" for rank in (hit.dense_rank, hit.lexical_rank))
+    return f"  [dense {dense}, bm25 {bm25}]"
 
 
 def timings(answer: Answer) -> str:

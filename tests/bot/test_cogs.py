@@ -35,10 +35,11 @@ def custom_ids(message: MessageRecord) -> list[str]:
 
 async def test_commands_are_registered_with_descriptions(emulator: DiscordEmulator, ragbot: RagBot) -> None:
     registered = {c["name"]: c for c in emulator.global_commands.values()}
-    assert set(registered) == {"ask", "norag", "compare", "domain", "knowledge", "pipeline", "help"}
+    assert set(registered) == {"ask", "norag", "compare", "domain", "knowledge", "pipeline", "eval", "help"}
     assert all(c["description"] for c in registered.values())
     ask_options = {o["name"]: o for o in registered["ask"]["options"]}
     assert ask_options["domain"].get("autocomplete") and ask_options["question"]["required"]
+    assert [choice["value"] for choice in ask_options["mode"]["choices"]] == ["dense", "bm25", "hybrid"]
     assert {o["name"] for o in registered["knowledge"]["options"]} == {"status", "upload", "reindex"}
 
 
@@ -52,6 +53,19 @@ async def test_ask_defers_streams_and_ends_with_sources_and_buttons(emulator: Di
     assert "zorblat.md" in text and "lower is closer" in text.lower() and "in prompt" in text
     assert custom_ids(final) == ["ragscope:norag", "ragscope:pipeline", "ragscope:sources"]
     assert final.edit_count >= 2  # at least one streamed edit before the final one
+
+
+async def test_ask_mode_ranks_by_words_or_both_and_says_so(emulator: DiscordEmulator, ragbot: RagBot) -> None:
+    for mode in ("bm25", "hybrid"):
+        inter = await emulator.invoke_command(
+            "ask", {"question": "What does the zorblat eat?", "domain": "zoology", "mode": mode}
+        )
+        final = await inter.wait_response_done(lambda m: bool(m.embeds))
+        assert final.content.startswith(f"**RAG answer · zoology · {mode}**")
+        text = final.embed_text()
+        assert "zorblat.md" in text and f"Ranked by **{mode}" in text.replace("BM25", "bm25")
+        # Hybrid shows where each source stood in both candidate lists.
+        assert ("dense #" in text) == (mode == "hybrid")
 
 
 async def test_ask_refuses_bad_input_with_a_short_ephemeral_reason(emulator: DiscordEmulator, ragbot: RagBot) -> None:
@@ -202,8 +216,9 @@ async def test_upload_of_an_unsupported_name_is_refused(emulator: DiscordEmulato
     inter = await emulator.invoke_command(
         "knowledge upload", {"file": ("../../etc/passwd", b"root:x:0:0\n"), "domain": "zoology"}, user="alice"
     )
-    refused = await inter.wait_for_followup(lambda m: m.ephemeral)
-    assert "supported" in refused.content.lower()
+    refused = await inter.wait_response_done()
+    assert refused.ephemeral and "supported" in refused.content.lower()
+    assert all(m.ephemeral for m in inter.messages)  # no public "thinking" message left behind
 
 
 async def test_reindex_needs_permission_and_rebuilds(emulator: DiscordEmulator, ragbot: RagBot) -> None:

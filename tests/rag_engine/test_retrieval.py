@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag_engine.index import FaissIndex
+from rag_engine.lexical import Bm25Index
 from rag_engine.records import Hit, Passage
 from rag_engine.retrieval import SearchSpace, search, within_threshold
 
@@ -18,7 +19,7 @@ def space(domain: str, vectors: dict[int, np.ndarray]) -> SearchSpace:
     index = FaissIndex(len(next(iter(vectors.values()))))
     index.add(list(vectors), np.vstack(list(vectors.values())))
     passages = {i: Passage(id=i, path=f"{domain}-{i}.md", text=f"text {i}", line_start=1, line_end=1) for i in vectors}
-    return SearchSpace(domain, index, passages)
+    return SearchSpace(domain, index, passages, Bm25Index.build({i: p.text for i, p in passages.items()}))
 
 
 def test_search_over_several_domains_matches_numpy() -> None:

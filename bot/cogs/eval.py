@@ -1,0 +1,197 @@
+"""`/eval [domain] [k]`: how well retrieval finds the expected file for a domain's `questions.jsonl`.
+
+The channel's domain by default (or the given one; `all`, or a channel searching every domain, evaluates every
+domain that has questions). The numbers are `rag_engine.evaluation.domains.evaluate_domain`'s: hit@k (the
+expected file among the top k passages) and MRR within the top 10, plus every miss with what came back
+instead. Only retrieval runs, in a worker thread (it embeds each question); no language model is involved, so
+it does not wait in the generation queue. The reply is ephemeral, like `/knowledge status`.
+
+Not here: answer quality on SQuAD (`ragscope eval qa`, too slow for a chat command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from discord.utils import escape_markdown
+
+from bot.cogs import domain_choices
+from bot.render import (
+    EMBED_DESCRIPTION_LIMIT,
+    EMBED_FIELD_NAME_LIMIT,
+    EMBED_FIELD_VALUE_LIMIT,
+    EMBED_FIELDS_LIMIT,
+    EMBED_TOTAL_LIMIT,
+    defuse_mentions,
+    truncate,
+)
+from rag_engine.evaluation.domains import (
+    MRR_DEPTH,
+    QUESTIONS_FILE,
+    DomainReport,
+    QuestionResult,
+    evaluate_domain,
+    evaluated_domains,
+    overall,
+    questions_path,
+)
+
+if TYPE_CHECKING:
+    from bot.client import RagBot
+
+_COLOUR = discord.Colour.gold()
+# A domain's summary line and one miss are kept short, so several domains and misses share one embed.
+_QUESTION_CHARS = 150
+_FILE_CHARS = 60
+
+
+def _file(path: str) -> str:
+    # Inside inline code a backtick would end it early.
+    return "`" + truncate(path, _FILE_CHARS).replace("`", "ˋ") + "`"
+
+
+def _numbers(report: DomainReport) -> str:
+    if not report.questions:
+        return f"no questions in its {QUESTIONS_FILE}"
+    return (
+        f"hit@{report.k} **{report.hit_at_k:.0%}** ({report.hits}/{report.questions}) · "
+        f"MRR@{report.depth} **{report.mrr:.3f}**"
+    )
+
+
+def _miss_line(domain: str | None, miss: QuestionResult) -> str:
+    question = escape_markdown(defuse_mentions(truncate(" ".join(miss.question.split()), _QUESTION_CHARS)))
+    where = f"[{escape_markdown(domain)}] " if domain else ""
+    rank = f"rank {miss.rank}" if miss.rank else f"not in the top {MRR_DEPTH}"
+    got = ", ".join(_file(path) for path in miss.got) or "nothing"
+    return f"• {where}{question}\n  → expected {_file(miss.expected)} ({rank}); got {got}"
+
+
+def eval_embed(reports: Sequence[DomainReport]) -> discord.Embed:
+    """One domain: its numbers and misses. Several: the overall numbers, one field per domain, then the misses.
+
+    Within Discord's limits however many domains and misses there are: what does not fit is counted, not shown.
+    """
+    several = len(reports) != 1
+    k = reports[0].k if reports else 0
+    title = "Retrieval evaluation · " + ("all domains" if several else reports[0].domain)
+    if several:
+        total = overall(reports)
+        head = (
+            f"{total['questions']} questions in {len(reports)} domains · hit@{k} **{total['hit@k']:.0%}** · "
+            f"MRR@{MRR_DEPTH} **{total['mrr']:.3f}**"
+        )
+    else:
+        head = f"{reports[0].questions} questions · {_numbers(reports[0])}"
+    legend = (
+        f"hit@{k}: the expected file is among the {k} nearest passages. MRR: 1 / the rank of its first passage "
+        f"within the top {MRR_DEPTH} (0 if absent), averaged."
+    )
+    embed = discord.Embed(
+        title=truncate(defuse_mentions(title), 256),
+        description=truncate(head + "\n-# " + legend, EMBED_DESCRIPTION_LIMIT),
+        colour=_COLOUR,
+    )
+    used = len(embed.title or "") + len(embed.description or "")
+
+    def add(name: str, value: str) -> bool:
+        """Add a field if it fits in what is left; False when it does not."""
+        nonlocal used
+        name = truncate(defuse_mentions(name), EMBED_FIELD_NAME_LIMIT)
+        value = truncate(value, EMBED_FIELD_VALUE_LIMIT)
+        # Keep room for the closing "… and N more" field.
+        if len(embed.fields) >= EMBED_FIELDS_LIMIT - 1 or used + len(name) + len(value) > EMBED_TOTAL_LIMIT - 80:
+            return False
+        embed.add_field(name=name, value=value, inline=False)
+        used += len(name) + len(value)
+        return True
+
+    left_out = 0
+    if several:
+        for report in reports:
+            if not add(report.domain, _numbers(report)):
+                left_out += 1
+
+    misses = [(report.domain if several else None, miss) for report in reports for miss in report.misses]
+    if not misses and any(report.questions for report in reports):
+        add("Misses", f"None: every expected file was in the top {k}.")
+    # Misses are packed into as few fields as possible (each up to 1024 characters), in question order.
+    chunks: list[tuple[str, int]] = []  # (field value, misses in it)
+    value, count = "", 0
+    for domain, miss in misses:
+        line = _miss_line(domain, miss)
+        if value and len(value) + 1 + len(line) > EMBED_FIELD_VALUE_LIMIT:
+            chunks.append((value, count))
+            value, count = "", 0
+        value, count = (f"{value}\n{line}" if value else line), count + 1
+    if value:
+        chunks.append((value, count))
+    shown = 0
+    for index, (value, count) in enumerate(chunks):
+        if not add("Misses" if index == 0 else "Misses (continued)", value):
+            break
+        shown += count
+    left_out_misses = len(misses) - shown
+    if left_out or left_out_misses:
+        parts = []
+        if left_out:
+            parts.append(f"{left_out} more domains")
+        if left_out_misses:
+            parts.append(f"{left_out_misses} more misses")
+        embed.add_field(name="… and " + " and ".join(parts), value="Run `ragscope eval domains` for all.", inline=False)
+    return embed
+
+
+class EvalCog(commands.Cog):
+    def __init__(self, bot: RagBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(
+        name="eval", description="Retrieval quality on a domain's questions: hit@k, MRR and the misses"
+    )
+    @app_commands.describe(
+        domain="The domain to evaluate (default: the channel's; 'all' for every domain with questions)",
+        k="How many passages count as retrieved (default from config)",
+    )
+    @app_commands.autocomplete(domain=domain_choices)
+    async def evaluate(
+        self,
+        interaction: discord.Interaction,
+        domain: str | None = None,
+        k: app_commands.Range[int, 1, 20] | None = None,
+    ) -> None:
+        if not self.bot.answers_in(interaction.channel, interaction.guild):
+            await interaction.response.send_message("I don't answer questions in this channel.", ephemeral=True)
+            return
+        engine = self.bot.engine
+        if domain is None:
+            chosen = self.bot.channel_domain(interaction.channel_id, interaction.guild_id)
+        else:
+            chosen = None if domain == "all" else engine.knowledge.check_domain(domain)
+        # Say so at once when there is nothing to evaluate, rather than after a deferral.
+        if chosen is not None and not questions_path(engine, chosen).is_file():
+            await interaction.response.send_message(
+                f"**{escape_markdown(chosen)}** has no `{QUESTIONS_FILE}` to evaluate against "
+                '(one `{"question": …, "source": "file.md"}` per line).',
+                ephemeral=True,
+            )
+            return
+        names = [chosen] if chosen is not None else evaluated_domains(engine)
+        if not names:
+            await interaction.response.send_message(
+                f"No domain has a `{QUESTIONS_FILE}` to evaluate against.", ephemeral=True
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        # Embedding every question blocks: off the event loop, one domain after the other.
+        reports = [await asyncio.to_thread(evaluate_domain, engine, name, k) for name in names]
+        await interaction.followup.send(embed=eval_embed(reports), ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(EvalCog(bot))  # type: ignore[arg-type]

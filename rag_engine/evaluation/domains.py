@@ -1,0 +1,250 @@
+"""Retrieval quality of the shipped domains: hit@k and MRR against each domain's `questions.jsonl`.
+
+Every domain folder may hold a `questions.jsonl` (`{"question", "source", "answer"}` per line; `source` is the
+file, relative to the domain folder, that answers it). For each question the domain is searched once, `depth`
+passages deep (10 by default), and two numbers come out:
+
+- hit@k: the expected file is among the files of the top k passages (what the prompt would see);
+- MRR: the mean of 1 / rank of the first passage from the expected file in the depth-long list (0 if absent).
+
+Ranks are passage ranks (1 = nearest), as `Hit.rank`. Only retrieval runs: no language model is loaded, so a
+report over the four shipped domains takes a second or two. `evaluate_domain` is what both the terminal
+(`ragscope eval domains`) and the bot (`/eval`) use; the terminal wiring is `register` and `run_domains`.
+
+Not here: answer quality (that needs gold answers the shipped domains do not have in a scorable form; see
+`qa.py` for SQuAD), the parent `eval` command (`rag_engine/cli/evaluate.py`), Discord rendering (`bot/cogs/eval.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag_engine.engine import Engine
+from rag_engine.errors import QuestionError, RagError
+
+QUESTIONS_FILE = "questions.jsonl"
+# How deep each question is searched for MRR: deep enough that a near miss still counts for something.
+MRR_DEPTH = 10
+
+# Called with (questions done, questions in all) after each question.
+QuestionProgress = Callable[[int, int], None]
+
+
+class QuestionsFileError(RagError):
+    """A domain's questions.jsonl is missing, unreadable, or has a line that is not a question record."""
+
+
+@dataclass(frozen=True)
+class DomainQuestion:
+    """One line of questions.jsonl."""
+
+    question: str
+    source: str
+    answer: str = ""
+
+
+@dataclass(frozen=True)
+class QuestionResult:
+    """How retrieval did on one question: the first rank of the expected file, and what the top k held."""
+
+    question: str
+    expected: str
+    # Files of the top-k passages, nearest first, each once: what a miss shows as "got".
+    got: tuple[str, ...]
+    # 1-based passage rank of the first passage from the expected file within the depth; None if absent.
+    rank: int | None
+
+    @property
+    def hit(self) -> bool:
+        return self.expected in self.got
+
+    @property
+    def reciprocal_rank(self) -> float:
+        return 1.0 / self.rank if self.rank else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "expected": self.expected, "got": list(self.got), "rank": self.rank}
+
+
+@dataclass(frozen=True)
+class DomainReport:
+    """hit@k and MRR of one domain's questions (both 0.0 when it has none)."""
+
+    domain: str
+    k: int
+    depth: int
+    results: tuple[QuestionResult, ...]
+
+    @property
+    def questions(self) -> int:
+        return len(self.results)
+
+    @property
+    def hits(self) -> int:
+        return sum(result.hit for result in self.results)
+
+    @property
+    def hit_at_k(self) -> float:
+        return self.hits / len(self.results) if self.results else 0.0
+
+    @property
+    def mrr(self) -> float:
+        return sum(r.reciprocal_rank for r in self.results) / len(self.results) if self.results else 0.0
+
+    @property
+    def misses(self) -> tuple[QuestionResult, ...]:
+        return tuple(result for result in self.results if not result.hit)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "questions": self.questions,
+            "hit@k": self.hit_at_k,
+            "mrr": self.mrr,
+            "k": self.k,
+            "depth": self.depth,
+            "misses": [miss.to_dict() for miss in self.misses],
+        }
+
+
+def overall(reports: Sequence[DomainReport]) -> dict[str, Any]:
+    """Every question of every report counted once (a domain with more questions weighs more)."""
+    results = [result for report in reports for result in report.results]
+    count = len(results)
+    return {
+        "questions": count,
+        "hit@k": sum(r.hit for r in results) / count if count else 0.0,
+        "mrr": sum(r.reciprocal_rank for r in results) / count if count else 0.0,
+    }
+
+
+# -- questions ------------------------------------------------------------------------------------------------
+def questions_path(engine: Engine, domain: str) -> Path:
+    return engine.knowledge.root / domain / QUESTIONS_FILE
+
+
+def evaluated_domains(engine: Engine) -> list[str]:
+    """The domains that have a questions.jsonl, in name order."""
+    return [name for name in engine.domains() if questions_path(engine, name).is_file()]
+
+
+def load_questions(path: Path) -> list[DomainQuestion]:
+    """Parse a questions.jsonl; blank lines are skipped, anything else malformed is an error naming the line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise QuestionsFileError(f"no {QUESTIONS_FILE} in {path.parent}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QuestionsFileError(f"cannot read {path}: {exc}") from exc
+    questions = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QuestionsFileError(f"{path}:{number} is not JSON: {exc.msg}") from exc
+        if not isinstance(raw, dict):
+            raise QuestionsFileError(f"{path}:{number} must be an object with question and source")
+        question, source, answer = raw.get("question"), raw.get("source"), raw.get("answer", "")
+        if not isinstance(question, str) or not question.strip() or not isinstance(source, str) or not source:
+            raise QuestionsFileError(f"{path}:{number} needs a non-empty string question and source")
+        questions.append(DomainQuestion(question.strip(), source, answer if isinstance(answer, str) else str(answer)))
+    return questions
+
+
+# -- evaluation -----------------------------------------------------------------------------------------------
+def evaluate_domain(
+    engine: Engine,
+    domain: str,
+    k: int | None = None,
+    depth: int = MRR_DEPTH,
+    progress: QuestionProgress | None = None,
+) -> DomainReport:
+    """Search the domain for each of its questions; `k` defaults to `retrieval.top_k`, `depth` is at least k.
+
+    Blocking (embeds every question): call it from a worker thread in async code.
+    """
+    domain = engine.knowledge.check_domain(domain)
+    top_k = engine.config.retrieval.top_k if k is None else k
+    if top_k < 1:
+        raise QuestionError("k must be at least 1")
+    depth = max(depth, top_k)
+    questions = load_questions(questions_path(engine, domain))
+    # With plain kNN the top k are the first k of the deeper list; with MMR (mmr_lambda < 1) the choice
+    # depends on k, so the top k are asked for separately to score what a real query would see.
+    prefix_consistent = engine.config.retrieval.mmr_lambda >= 1.0
+    results = []
+    for done, item in enumerate(questions, start=1):
+        deep = engine.retrieve(item.question, domain, depth)
+        top = deep[:top_k] if prefix_consistent else engine.retrieve(item.question, domain, top_k)
+        rank = next((hit.rank for hit in deep if hit.passage.path == item.source), None)
+        got = tuple(dict.fromkeys(hit.passage.path for hit in top))
+        results.append(QuestionResult(item.question, item.source, got, rank))
+        if progress:
+            progress(done, len(questions))
+    return DomainReport(domain, top_k, depth, tuple(results))
+
+
+# -- terminal -------------------------------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add `domains` to the `eval` subcommands; the parser's `eval_handler` default is `run_domains`."""
+    from rag_engine.cli import _common  # at call time: rag_engine.cli imports the module that calls this
+
+    parser = subparsers.add_parser(
+        "domains",
+        help="retrieval hit@k and MRR of each domain's questions.jsonl",
+        description="For each domain with a questions.jsonl: is the expected file among the top k passages "
+        f"(hit@k), and how high does it rank within the top {MRR_DEPTH} (MRR)? Retrieval only, no generation.",
+    )
+    _common(parser)
+    parser.add_argument("--domain", help="only this domain (default: every domain with a questions.jsonl)")
+    parser.add_argument("--k", type=int, help="passages that count as retrieved (default: retrieval.top_k)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(eval_handler=run_domains)
+    return parser
+
+
+def run_domains(args: argparse.Namespace, engine: Engine) -> int:
+    """`ragscope eval domains`: one report per domain and the overall numbers."""
+    from rag_engine.cli import progress_bar
+
+    if args.k is not None and args.k < 1:
+        raise QuestionError("--k must be at least 1")
+    names = [engine.knowledge.check_domain(args.domain)] if args.domain else evaluated_domains(engine)
+    if not names:
+        raise QuestionsFileError(f"no domain of {engine.knowledge.root} has a {QUESTIONS_FILE}")
+    reports = []
+    for name in names:
+        with progress_bar(f"evaluating {name}", "question") as progress:
+            reports.append(evaluate_domain(engine, name, args.k, progress=progress))
+    if args.json:
+        body = {"k": reports[0].k, "depth": reports[0].depth, "domains": [r.to_dict() for r in reports]}
+        print(json.dumps({**body, "overall": overall(reports)}, ensure_ascii=False, indent=2))
+    else:
+        print(render_reports(reports))
+    return 0
+
+
+def render_reports(reports: Sequence[DomainReport]) -> str:
+    """A table (domain, questions, hit@k, MRR, overall) and then every miss."""
+    k, depth = reports[0].k, reports[0].depth
+    width = max(len("overall"), *(len(r.domain) for r in reports))
+    lines = [f"{'domain':<{width}}  questions  hit@{k:<4} MRR@{depth}"]
+    for report in reports:
+        lines.append(f"{report.domain:<{width}}  {report.questions:>9}  {report.hit_at_k:>6.1%}  {report.mrr:.3f}")
+    total = overall(reports)
+    lines.append(f"{'overall':<{width}}  {total['questions']:>9}  {total['hit@k']:>6.1%}  {total['mrr']:.3f}")
+    misses = [(report.domain, miss) for report in reports for miss in report.misses]
+    if misses:
+        lines.append(f"\nmisses (expected file not in the top {k}):")
+        for domain, miss in misses:
+            rank = f"rank {miss.rank}" if miss.rank else f"not in the top {depth}"
+            lines.append(f"  [{domain}] {miss.question}")
+            lines.append(f"      expected {miss.expected} ({rank}); got {', '.join(miss.got) or 'nothing'}")
+    return "\n".join(lines)
