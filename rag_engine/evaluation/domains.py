@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag_engine.config import RETRIEVAL_MODES
 from rag_engine.engine import Engine
 from rag_engine.errors import QuestionError, RagError
 
@@ -79,6 +80,8 @@ class DomainReport:
     k: int
     depth: int
     results: tuple[QuestionResult, ...]
+    # The retrieval mode that ranked the passages ("dense", "bm25", "hybrid").
+    mode: str = "dense"
 
     @property
     def questions(self) -> int:
@@ -108,6 +111,7 @@ class DomainReport:
             "mrr": self.mrr,
             "k": self.k,
             "depth": self.depth,
+            "mode": self.mode,
             "misses": [miss.to_dict() for miss in self.misses],
         }
 
@@ -165,8 +169,10 @@ def evaluate_domain(
     k: int | None = None,
     depth: int = MRR_DEPTH,
     progress: QuestionProgress | None = None,
+    mode: str | None = None,
 ) -> DomainReport:
-    """Search the domain for each of its questions; `k` defaults to `retrieval.top_k`, `depth` is at least k.
+    """Search the domain for each of its questions; `k` defaults to `retrieval.top_k`, `depth` is at least k,
+    `mode` to `retrieval.mode`.
 
     Blocking (embeds every question): call it from a worker thread in async code.
     """
@@ -175,20 +181,21 @@ def evaluate_domain(
     if top_k < 1:
         raise QuestionError("k must be at least 1")
     depth = max(depth, top_k)
+    mode = mode or engine.config.retrieval.mode
     questions = load_questions(questions_path(engine, domain))
     # With plain kNN the top k are the first k of the deeper list; with MMR (mmr_lambda < 1) the choice
     # depends on k, so the top k are asked for separately to score what a real query would see.
     prefix_consistent = engine.config.retrieval.mmr_lambda >= 1.0
     results = []
     for done, item in enumerate(questions, start=1):
-        deep = engine.retrieve(item.question, domain, depth)
-        top = deep[:top_k] if prefix_consistent else engine.retrieve(item.question, domain, top_k)
+        deep = engine.retrieve(item.question, domain, depth, mode)
+        top = deep[:top_k] if prefix_consistent else engine.retrieve(item.question, domain, top_k, mode)
         rank = next((hit.rank for hit in deep if hit.passage.path == item.source), None)
         got = tuple(dict.fromkeys(hit.passage.path for hit in top))
         results.append(QuestionResult(item.question, item.source, got, rank))
         if progress:
             progress(done, len(questions))
-    return DomainReport(domain, top_k, depth, tuple(results))
+    return DomainReport(domain, top_k, depth, tuple(results), mode)
 
 
 # -- terminal -------------------------------------------------------------------------------------------------
@@ -205,6 +212,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _common(parser)
     parser.add_argument("--domain", help="only this domain (default: every domain with a questions.jsonl)")
     parser.add_argument("--k", type=int, help="passages that count as retrieved (default: retrieval.top_k)")
+    parser.add_argument("--mode", choices=RETRIEVAL_MODES, help="dense, bm25 or hybrid (default: retrieval.mode)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(eval_handler=run_domains)
     return parser
@@ -222,9 +230,10 @@ def run_domains(args: argparse.Namespace, engine: Engine) -> int:
     reports = []
     for name in names:
         with progress_bar(f"evaluating {name}", "question") as progress:
-            reports.append(evaluate_domain(engine, name, args.k, progress=progress))
+            reports.append(evaluate_domain(engine, name, args.k, progress=progress, mode=args.mode))
     if args.json:
-        body = {"k": reports[0].k, "depth": reports[0].depth, "domains": [r.to_dict() for r in reports]}
+        first = reports[0]
+        body = {"k": first.k, "depth": first.depth, "mode": first.mode, "domains": [r.to_dict() for r in reports]}
         print(json.dumps({**body, "overall": overall(reports)}, ensure_ascii=False, indent=2))
     else:
         print(render_reports(reports))
@@ -235,7 +244,7 @@ def render_reports(reports: Sequence[DomainReport]) -> str:
     """A table (domain, questions, hit@k, MRR, overall) and then every miss."""
     k, depth = reports[0].k, reports[0].depth
     width = max(len("overall"), *(len(r.domain) for r in reports))
-    lines = [f"{'domain':<{width}}  questions  hit@{k:<4} MRR@{depth}"]
+    lines = [f"{'domain':<{width}}  questions  hit@{k:<4} MRR@{depth}   ({reports[0].mode})"]
     for report in reports:
         lines.append(f"{report.domain:<{width}}  {report.questions:>9}  {report.hit_at_k:>6.1%}  {report.mrr:.3f}")
     total = overall(reports)

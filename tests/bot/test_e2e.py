@@ -317,6 +317,36 @@ async def test_compare_shows_both_answers_and_the_sources(emulator: DiscordEmula
     )
 
 
+async def test_pipeline_shows_five_steps_with_the_real_attention_picture(
+    emulator: DiscordEmulator, real_bot: RagBot
+) -> None:
+    question, source = shipped_question("history", "Orville Wright")
+    inter = await emulator.invoke_command("pipeline", {"question": question, "domain": "history"})
+    await inter.wait_acknowledged()
+    assert inter.ack_latency is not None and inter.ack_latency < 3
+    # Loading the attention model (transformers reading the GGUF) takes most of the wait.
+    shown = await inter.wait_response_done(lambda m: len(m.embeds) == 5, timeout=4 * ANSWER_TIMEOUT)
+    assert [embed["title"].split(" · ", 1)[0] for embed in shown.embeds] == ["1", "2", "3", "4", "5"]
+    text = shown.embed_text()
+    assert "lower is closer" in text and source.split("/", 1)[1] in text and "```ansi" in text
+    for name in ("embedding_map.png", "attention.png"):
+        picture = shown.file(name)
+        assert picture is not None and picture.data.startswith(b"\x89PNG"), name
+    prompt = shown.file("prompt.txt")
+    assert prompt is not None and question.encode() in prompt.data
+
+
+async def test_ask_in_hybrid_mode_names_the_mode_and_both_ranks(emulator: DiscordEmulator, real_bot: RagBot) -> None:
+    question, source = shipped_question("cooking", "shredded cabbage")
+    inter = await emulator.invoke_command("ask", {"question": question, "domain": "cooking", "mode": "hybrid"})
+    final = await inter.wait_response_done(has_sources, timeout=ANSWER_TIMEOUT)
+    assert final.content.startswith("**RAG answer · cooking · hybrid**\n")
+    first = final.embeds[0]["fields"][0]
+    assert source.split("/", 1)[1] in first["name"] and "dense #" in first["value"] and "bm25 #" in first["value"]
+    expected = await asyncio.to_thread(real_bot.engine.answer, question, "cooking", mode="hybrid")
+    assert final.content.split("\n", 1)[1].startswith(expected.text.strip()[:40])
+
+
 async def test_domain_switch_survives_a_restart_and_ask_then_uses_it(
     emulator: DiscordEmulator, e2e_config: Config, models: Models
 ) -> None:

@@ -153,6 +153,19 @@ def test_eval_domains_text(engine: Engine, capsys: pytest.CaptureFixture[str]) -
     assert "expected quillfish.txt (rank 2); got zorblat.md" in text
 
 
+def test_eval_domains_in_bm25_mode_ranks_by_shared_words(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["domains", "--k", "1", "--json", "--mode", "bm25"], engine) == 0
+    report = json.loads(capsys.readouterr().out)
+    [zoology] = report["domains"]
+    assert report["mode"] == "bm25" and zoology["mode"] == "bm25"
+    # The miss: "Agatha Plimm described the zorblat in 1887" shares no word with quillfish.txt, so BM25 does not
+    # return that file at all (dense ranked it 2nd); the other two questions find their files by their rare words.
+    assert zoology["hit@k"] == pytest.approx(2 / 3) and zoology["mrr"] == pytest.approx(2 / 3)
+    assert zoology["misses"] == [
+        {"question": QUESTIONS[2]["question"], "expected": "quillfish.txt", "got": ["zorblat.md"], "rank": None}
+    ]
+
+
 def test_eval_domains_refusals(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(QuestionError):
         run(["domains", "--k", "0"], engine)

@@ -300,5 +300,6 @@ def test_real_models_on_a_squad_slice(real_engine: Engine, tmp_path: Path, capsy
     assert report["hit@k"] > 0.7, report
     assert report["rag.f1"] > report["norag.f1"], report
     print(
-        f"eval qa on 20 questions: {seconds:.1f} s, {json.dumps({k: v for k, v in report.items() if k != 'results'})}"
+        f"eval qa on {report['questions']} questions: {seconds:.1f} s, "
+        f"{json.dumps({k: v for k, v in report.items() if k != 'results'})}"
     )
