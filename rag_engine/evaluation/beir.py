@@ -104,6 +104,8 @@ def passage_text(title: str, text: str) -> str:
 
 def load_beir(folder: Path, split: str = "test", limit_queries: int | None = None) -> BeirData:
     """Read one split; only queries with judgements are kept (in file order), the first `limit_queries` of them."""
+    if not folder.is_dir():
+        raise BeirDataError(f"{folder} is not a folder (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/)")
     qrels = _qrels(folder / "qrels" / f"{split}.tsv")
     documents = {
         str(row["_id"]): passage_text(str(row.get("title") or ""), str(row.get("text") or ""))

@@ -5,8 +5,9 @@
 after the file, indexes it like any domain, and asks the questions twice: with RAG over that domain, and
 without RAG (the model's weights alone). Each answer is scored against the gold answers with the official SQuAD
 v1.1 evaluation (`normalize_answer`, `exact_match`, `f1_score`: lowercase, drop ASCII punctuation, drop the
-articles a/an/the, collapse whitespace; the best score over the gold answers). Retrieval is scored as hit@k:
-the question's own paragraph is among the k sources.
+articles a/an/the, collapse whitespace; the best score over the gold answers), and by `contains_answer`
+(a gold answer said somewhere in the reply; ours, not SQuAD's). Retrieval is scored as hit@k: the question's
+own paragraph is among the k sources.
 
 Scores are fractions in 0..1 (the official script prints them times 100). The answers are whatever the
 engine produces, unchanged: a verbose sentence around the right words earns partial F1 and no exact match, and
@@ -90,6 +91,16 @@ def exact_match(prediction: str, gold_answers: str | Sequence[str]) -> float:
 def f1_score(prediction: str, gold_answers: str | Sequence[str]) -> float:
     """Token-overlap F1 (bag of normalised words) against the best-matching gold answer."""
     return max(_f1_one(prediction, gold) for gold in _golds(gold_answers))
+
+
+def contains_answer(prediction: str, gold_answers: str | Sequence[str]) -> float:
+    """1.0 if some gold answer, normalised, stands in the normalised prediction as whole consecutive words.
+
+    Not an official SQuAD metric: a chat model answers in sentences, which exact match scores 0 and F1 dilutes
+    ("Levi's Stadium" in "It took place at Levi's Stadium in Santa Clara" has F1 0.36); this says whether the
+    right words were said at all."""
+    said = f" {normalize_answer(prediction)} "
+    return float(any(gold and f" {gold} " in said for gold in map(normalize_answer, _golds(gold_answers))))
 
 
 # -- the SQuAD file ---------------------------------------------------------------------------------------------
@@ -195,6 +206,8 @@ class QaResult:
     rag_f1: float
     norag_em: float
     norag_f1: float
+    rag_contains: float
+    norag_contains: float
     hit: bool
     covered: bool
 
@@ -209,6 +222,8 @@ class QaResult:
             "rag.f1": self.rag_f1,
             "norag.em": self.norag_em,
             "norag.f1": self.norag_f1,
+            "rag.contains": self.rag_contains,
+            "norag.contains": self.norag_contains,
             "hit": self.hit,
             "covered": self.covered,
         }
@@ -241,6 +256,8 @@ class QaReport:
             "rag.f1": self._mean(lambda r: r.rag_f1),
             "norag.em": self._mean(lambda r: r.norag_em),
             "norag.f1": self._mean(lambda r: r.norag_f1),
+            "rag.contains": self._mean(lambda r: r.rag_contains),
+            "norag.contains": self._mean(lambda r: r.norag_contains),
             "hit@k": self._mean(lambda r: float(r.hit)),
             "rag.covered": self._mean(lambda r: float(r.covered)),
             "seconds": round(self.seconds, 2),
@@ -284,6 +301,8 @@ def evaluate_squad(
                 rag_f1=f1_score(rag.text, item.answers),
                 norag_em=exact_match(norag.text, item.answers),
                 norag_f1=f1_score(norag.text, item.answers),
+                rag_contains=contains_answer(rag.text, item.answers),
+                norag_contains=contains_answer(norag.text, item.answers),
                 hit=any(hit.passage.path == gold_path for hit in rag.hits),
                 covered=rag.covered,
             )
@@ -368,9 +387,9 @@ def render_report(report: QaReport) -> str:
         [
             f"SQuAD {report.squad}: {numbers['questions']} of {report.available} questions, "
             f"{report.paragraphs} paragraphs, k={report.k}, {numbers['models']['generator']}",
-            f"{'':<8}{'EM':>7}{'F1':>8}",
-            f"{'RAG':<8}{numbers['rag.em']:>7.1%}{numbers['rag.f1']:>8.1%}",
-            f"{'no RAG':<8}{numbers['norag.em']:>7.1%}{numbers['norag.f1']:>8.1%}",
+            f"{'':<8}{'EM':>7}{'F1':>8}{'contains':>10}",
+            f"{'RAG':<8}{numbers['rag.em']:>7.1%}{numbers['rag.f1']:>8.1%}{numbers['rag.contains']:>10.1%}",
+            f"{'no RAG':<8}{numbers['norag.em']:>7.1%}{numbers['norag.f1']:>8.1%}{numbers['norag.contains']:>10.1%}",
             f"retrieval hit@{report.k}: {numbers['hit@k']:.1%} (covered: {numbers['rag.covered']:.1%})",
             f"{report.seconds:.0f} s, {numbers['seconds_per_question']:.2f} s per question",
         ]

@@ -74,6 +74,8 @@ def test_load_beir_keeps_judged_queries_and_joins_title_and_text(tiny_beir: Path
 def test_a_folder_that_is_not_beir_is_refused_with_a_reason(tiny_beir: Path, tmp_path: Path) -> None:
     with pytest.raises(BeirDataError, match=r"no qrels for split 'dev' \(found: test\)"):
         load_beir(tiny_beir, "dev")
+    with pytest.raises(BeirDataError, match="is not a folder"):
+        load_beir(tmp_path / "nowhere", "test")
     write(tmp_path / "only-qrels" / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     with pytest.raises(BeirDataError, match=r"corpus\.jsonl not found"):
         load_beir(tmp_path / "only-qrels", "test")
@@ -206,3 +208,11 @@ def test_dense_ndcg_equals_plain_sentence_transformers_and_numpy(
     reference = reference_metrics(folder)
     assert report["ndcg@10"] == pytest.approx(reference["ndcg@10"], abs=5e-4), reference
     assert report["recall@100"] == pytest.approx(reference["recall@100"], abs=5e-4), reference
+
+    # The same subset by words and by both (the corpus comes from the embedding cache now): hybrid beats each.
+    others = {}
+    for mode in ("bm25", "hybrid"):
+        assert main([*args[:7], mode, *args[8:]]) == 0
+        others[mode] = json.loads(capsys.readouterr().out)
+        assert others[mode]["embedded"] == 0 and others[mode]["mode"] == mode
+    assert others["hybrid"]["ndcg@10"] > max(report["ndcg@10"], others["bm25"]["ndcg@10"]), (report, others)

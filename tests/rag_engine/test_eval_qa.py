@@ -22,6 +22,7 @@ from rag_engine.errors import QuestionError, RagError
 from rag_engine.evaluation import qa
 from rag_engine.evaluation.qa import (
     SquadError,
+    contains_answer,
     domain_name,
     evaluate_squad,
     exact_match,
@@ -81,6 +82,16 @@ def test_f1_is_the_best_over_the_gold_answers() -> None:
     assert f1_score("Levi's Stadium", golds) == 1.0
     # vs gold 1 {santa, clara, california}: p 2/2, r 2/3 -> 0.8; vs the others 0.
     assert f1_score("Santa Clara", golds) == pytest.approx(0.8)
+
+
+def test_contains_answer_wants_the_gold_words_whole_and_in_order() -> None:
+    golds = ["Levi's Stadium", "Santa Clara"]
+    # F1 of this sentence against "Levi's Stadium" is 2·(2/8)·1/(2/8 + 1) = 0.4: said, but diluted.
+    assert contains_answer("It took place at Levi's Stadium in California.", golds) == 1.0
+    assert contains_answer("The stadium of Levi", golds) == 0.0  # the words, but not as the answer says them
+    assert contains_answer("Santa Clarafornia", golds) == 0.0  # whole words only
+    assert contains_answer("THE SANTA CLARA!", golds) == 1.0  # after SQuAD's normalisation
+    assert contains_answer("anything", ["the"]) == 0.0  # a gold that normalises to nothing is never said
 
 
 def test_articles_and_punctuation_alone_score_nothing() -> None:
@@ -228,6 +239,8 @@ def test_evaluate_squad_scores_both_answers_and_retrieval(config: Config, tmp_pa
     assert numbers["hit@k"] == 1.0
     assert numbers["rag.f1"] > numbers["norag.f1"] == 0.0
     assert numbers["rag.em"] == 0.0
+    # The echo answer is the top paragraph's first words, which hold "blue moss" for the first question only.
+    assert numbers["norag.contains"] == 0.0 and numbers["rag.contains"] >= 1 / 3
     first = report.results[0]
     assert "eats blue moss" in first.rag_answer and first.hit and first.covered
     assert first.rag_f1 == pytest.approx(f1_score(first.rag_answer, "blue moss"))
@@ -241,7 +254,7 @@ def test_eval_qa_prints_the_json_keys(config: Config, tmp_path: Path, capsys: py
         == 0
     )
     report = json.loads(capsys.readouterr().out)
-    assert {"rag.em", "rag.f1", "norag.em", "norag.f1", "hit@k", "questions"} <= set(report)
+    assert {"rag.em", "rag.f1", "norag.em", "norag.f1", "rag.contains", "hit@k", "questions"} <= set(report)
     assert report["questions"] == 2 and report["available_questions"] == 3
     assert [r["id"] for r in report["results"]] == ["q1", "q3"]  # spread: indices 0 and 1 of 3
     assert sorted(p.name for p in (out / "tiny").iterdir())[0] == "000-Zorblat-p000.md"
@@ -295,7 +308,7 @@ def test_real_models_on_a_squad_slice(real_engine: Engine, tmp_path: Path, capsy
     assert run(["qa", "--squad", str(path), "--limit", "12", "--json"], engine) == 0
     seconds = time.perf_counter() - started
     report = json.loads(capsys.readouterr().out)
-    assert {"rag.em", "rag.f1", "norag.em", "norag.f1", "hit@k", "questions"} <= set(report)
+    assert {"rag.em", "rag.f1", "norag.em", "norag.f1", "rag.contains", "hit@k", "questions"} <= set(report)
     assert report["questions"] == 12 and report["domain"] == "squad-slice"
     assert report["hit@k"] > 0.7, report
     assert report["rag.f1"] > report["norag.f1"], report
