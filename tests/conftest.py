@@ -5,9 +5,10 @@ The real models are loaded once per test session (they are small, but loading st
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,18 @@ REPO = Path(__file__).resolve().parent.parent
 SHIPPED_KNOWLEDGE = REPO / "knowledge"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def run_eval_command(
+    register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], object], argv: list[str], engine: Engine
+) -> int:
+    """`ragscope eval <argv>` as the parent command runs it, with only the subcommand `register` adds: parse,
+    then call the parser's `eval_handler` (so a test of one subcommand does not depend on the others)."""
+    parser = argparse.ArgumentParser(prog="ragscope eval")
+    register(parser.add_subparsers(dest="eval_command", required=True))
+    args = parser.parse_args(argv)
+    result: int = args.eval_handler(args, engine)
+    return result
 
 
 def write(path: Path, text: str | bytes) -> Path:

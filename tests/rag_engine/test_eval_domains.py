@@ -7,7 +7,6 @@ with a known rank); one real-model check over the shipped domains.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -25,7 +24,7 @@ from rag_engine.evaluation.domains import (
     load_questions,
     overall,
 )
-from tests.conftest import write
+from tests.conftest import run_eval_command, write
 from tests.fakes import EchoGenerator, HashingEmbedder
 
 QUESTIONS = [
@@ -126,11 +125,7 @@ def test_overall_counts_every_question_once(config: Config) -> None:
 
 # -- the terminal command -----------------------------------------------------------------------------------------
 def run(argv: list[str], engine: Engine) -> int:
-    parser = argparse.ArgumentParser(prog="ragscope eval")
-    domains.register(parser.add_subparsers(dest="eval_command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.eval_handler(args, engine)
-    return result
+    return run_eval_command(domains.register, argv, engine)
 
 
 def test_eval_domains_json(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:

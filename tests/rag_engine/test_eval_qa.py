@@ -7,7 +7,6 @@ not depend on how the parent `eval` command is wired.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -32,7 +31,7 @@ from rag_engine.evaluation.qa import (
     spread,
     write_knowledge,
 )
-from tests.conftest import REPO, write
+from tests.conftest import REPO, run_eval_command, write
 from tests.fakes import EchoGenerator, HashingEmbedder
 
 SQUAD_DEV = REPO.parent / "shared" / "data" / "squad-dev-slice" / "dev-v1.1-first8.json"
@@ -218,12 +217,7 @@ def fake_engine(config: Config) -> Engine:
 
 
 def run(argv: list[str], engine: Engine) -> int:
-    """`ragscope eval <argv>` as the parent command runs it: parse with the registered parser, call its handler."""
-    parser = argparse.ArgumentParser(prog="ragscope eval")
-    qa.register(parser.add_subparsers(dest="eval_command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.eval_handler(args, engine)
-    return result
+    return run_eval_command(qa.register, argv, engine)
 
 
 def test_evaluate_squad_scores_both_answers_and_retrieval(config: Config, tmp_path: Path) -> None:
