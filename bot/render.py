@@ -273,11 +273,7 @@ def _sources_description(answer: Answer) -> str:
 
 
 def _ranks(hit: Hit, mode: str) -> str:
-    """Hybrid: where the passage stood among the dense and the BM25 candidates (– = not among them)."""
-    if mode != "hybrid":
-        return ""
-    dense, words = (f"#{rank}" if rank is not None else "–" for rank in (hit.dense_rank, hit.lexical_rank))
-    return f" · dense {dense}, bm25 {words}"
+    return f" · {hit.retriever_ranks()}" if mode == "hybrid" else ""
 
 
 # -- knowledge status -------------------------------------------------------------------------------------------

@@ -107,6 +107,11 @@ class Hit:
     dense_rank: int | None = None
     lexical_rank: int | None = None
 
+    def retriever_ranks(self) -> str:
+        """Where a fused (hybrid) hit stood in each retriever's candidates: "dense #2, bm25 –" (– = not there)."""
+        dense, words = (f"#{rank}" if rank is not None else "–" for rank in (self.dense_rank, self.lexical_rank))
+        return f"dense {dense}, bm25 {words}"
+
 
 @dataclass(frozen=True)
 class AnswerToken:

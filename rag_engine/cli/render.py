@@ -46,11 +46,7 @@ def sources(answer: Answer) -> str:
 
 
 def _ranks(hit: Hit, mode: str) -> str:
-    """Where a fused hit stood in each retriever's candidate list (– = not among them)."""
-    if mode != "hybrid":
-        return ""
-    dense, bm25 = (f"#{rank}" if rank is not None else "–" for rank in (hit.dense_rank, hit.lexical_rank))
-    return f"  [dense {dense}, bm25 {bm25}]"
+    return f"  [{hit.retriever_ranks()}]" if mode == "hybrid" else ""
 
 
 def timings(answer: Answer) -> str:

@@ -220,3 +220,17 @@ def test_bm25_with_no_shared_word_says_so(fake_engine: Engine) -> None:
     answer = fake_engine.answer("xylophone", "zoology", mode="bm25")
     assert not answer.covered and not answer.hits
     assert "no passage shares a word" in answer.text
+
+
+def test_the_terminal_shows_each_hybrid_source_in_both_candidate_lists(fake_engine: Engine) -> None:
+    from rag_engine.cli.render import sources
+
+    answer = fake_engine.answer("Who described the zorblat in 1887?", "zoology", mode="hybrid")
+    first = answer.hits[0]
+    assert first.dense_rank is not None or first.lexical_rank is not None
+    expected = "dense {}, bm25 {}".format(
+        *(f"#{rank}" if rank is not None else "–" for rank in (first.dense_rank, first.lexical_rank))
+    )
+    assert first.retriever_ranks() == expected
+    assert f"[{expected}]" in sources(answer) and "ranked by hybrid" in sources(answer)
+    assert "[dense" not in sources(fake_engine.answer("Who described the zorblat in 1887?", "zoology"))
