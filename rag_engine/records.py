@@ -122,6 +122,52 @@ class AnswerToken:
 
 
 @dataclass(frozen=True)
+class Sentence:
+    """One sentence of a retrieved passage and where it stands: the unit of evidence selection and of the
+    evidence line shown under an answer. `line` is the 1-based file line (or the PDF page's first line) where
+    the sentence starts."""
+
+    text: str
+    passage_id: int
+    path: str
+    line: int
+    domain: str = ""
+    page: int | None = None
+
+    @property
+    def where(self) -> str:
+        """`file.md:12`, or `file.pdf p. 3` for a PDF page."""
+        return f"{self.path} p. {self.page}" if self.page is not None else f"{self.path}:{self.line}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "path": self.path, "line": self.line, "page": self.page, "domain": self.domain}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A checkable span of the answer (a number, a date, a proper name) and whether the prompt's passages hold
+    it. `passage_id`/`path` name the first passage of the prompt that holds it (None when unsupported)."""
+
+    span: str
+    kind: str  # "number" or "name"
+    supported: bool
+    passage_id: int | None = None
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"span": self.span, "kind": self.kind, "supported": self.supported, "passage": self.path}
+
+
+# How an answer stands against the passages in its prompt (`Answer.grounding`):
+# "grounded"    every checkable claim is in the passages and an evidence sentence supports the answer;
+# "partly"      some claims are in the passages, some are not;
+# "unsupported" nothing in the prompt supports the answer's key claims;
+# "refused"     the model (or the threshold) said the documents do not answer it;
+# ""            not checked (no RAG).
+GROUNDING_VERDICTS = ("grounded", "partly", "unsupported", "refused", "")
+
+
+@dataclass(frozen=True)
 class Answer:
     """The whole trace of one question, from query to generated text."""
 
@@ -144,13 +190,20 @@ class Answer:
     # draws, taken from this very run rather than re-computed.
     query_vector: tuple[float, ...] = field(default=(), repr=False)
     searched: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
     # The retrieval mode that ranked the hits: "dense", "bm25" or "hybrid".
     mode: str = "dense"
+    # The sentences the prompt carried as context (evidence selection), best first; empty when the prompt
+    # carried whole passages.
+    context_sentences: tuple[Sentence, ...] = ()
+    # The support check: every number and name of the answer looked up in the prompt's passages.
+    support: tuple[Claim, ...] = ()
+    # The one sentence of the prompt that best supports the answer (None when none does).
+    evidence: Sentence | None = None
+    grounding: str = ""
 
     @property
-    def sources(self) -> tuple[Hit, ...]:
-        return self.hits
+    def unsupported(self) -> tuple[Claim, ...]:
+        return tuple(claim for claim in self.support if not claim.supported)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `ragscope ask --json`."""
@@ -185,6 +238,10 @@ class Answer:
             "models": self.models,
             "searched": list(self.searched),
             "mode": self.mode,
+            "context_sentences": [sentence.to_dict() for sentence in self.context_sentences],
+            "support": [claim.to_dict() for claim in self.support],
+            "evidence": self.evidence.to_dict() if self.evidence else None,
+            "grounding": self.grounding,
         }
 
 

@@ -209,7 +209,7 @@ def test_a_file_is_followed_through_add_edit_rename_and_delete(
 
     answer = engine.answer(ACCORD_QUESTION, "history")
     assert answer.covered and answer.text
-    assert answer.sources[0].passage.path == "brennic-accord.md" and answer.sources[0].in_prompt
+    assert answer.hits[0].passage.path == "brennic-accord.md" and answer.hits[0].in_prompt
     record_property("answer_mentions_oskavel", "Oskavel" in answer.text)
     print(f"\nanswer from SmolLM2: {answer.text!r}")
 
