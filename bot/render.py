@@ -149,9 +149,10 @@ def _label_line(label: str) -> str:
 
 
 def _final_body(answer: Answer) -> tuple[str, str]:
-    """(answer text, note): the note explains a not-covered answer and must survive any cut of the text."""
+    """(answer text, note): the note explains a not-covered answer, or gives the support check; it must
+    survive any cut of the text."""
     text = defuse_mentions(answer.text.strip()) or "*(the model produced no text)*"
-    return text, not_covered_note(answer)
+    return text, not_covered_note(answer) or check_note(answer)
 
 
 def answer_content(answer: Answer | None, partial_text: str, *, label: str) -> str:
@@ -199,6 +200,27 @@ def not_covered_note(answer: Answer) -> str:
         f"-# Not covered: {reason}, so the model was not asked (it would only guess). "
         "Try **Answer without RAG** to hear the model alone, or `/domain` to ask another domain."
     )
+
+
+def check_note(answer: Answer) -> str:
+    """The support check under a covered RAG answer: claims the sources do not hold, and the evidence line."""
+    if not answer.used_rag or not answer.covered or not answer.grounding:
+        return ""
+    if answer.grounding == "refused":
+        return "-# The model found no answer in the passages it was given."
+    lines = []
+    if answer.grounding == "unsupported":
+        lines.append("-# ⚠ Nothing in the sources supports this answer: do not rely on it.")
+    unsupported = answer.unsupported
+    if unsupported:
+        spans = ", ".join(_escaped(defuse_mentions(claim.span), 80) for claim in unsupported[:8])
+        lines.append(f"-# ⚠ not in the sources: {spans}")
+    if answer.evidence is not None:
+        evidence = answer.evidence
+        where = f"{evidence.domain}/{evidence.where}" if evidence.domain else evidence.where
+        quote = _escaped(defuse_mentions(snippet(evidence.text, 300)), 400)
+        lines.append(f"-# Evidence ({_escaped(where, 150)}): “{quote}”")
+    return "\n".join(lines)
 
 
 # -- sources ----------------------------------------------------------------------------------------------------

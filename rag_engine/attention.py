@@ -92,7 +92,7 @@ class AttentionModel:
     (about 15 s for the bundled model); after that the model is kept. One `attend` at a time."""
 
     def __init__(self, config: GenerationConfig) -> None:
-        self._model_path = config.model_path
+        self._generation = config
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         # A model that could not be read is not read again on every question.
@@ -151,26 +151,36 @@ class AttentionModel:
         if self._failure is not None:
             raise self._failure
         try:
-            self._loaded = _read_model(self._gguf_path())
+            from rag_engine.generation import model_cache_dir
+
+            self._loaded = _read_model(self._gguf_path(), model_cache_dir(self._generation) / "attention")
         except AttentionUnavailable as exc:
             self._failure = exc
             raise
         return self._loaded
 
     def _gguf_path(self) -> Path:
-        if self._model_path:
-            return Path(self._model_path)
-        from rag_engine.generation import bundled_gguf_path
+        from rag_engine.generation import gguf_path
 
         try:
-            return bundled_gguf_path()
+            return gguf_path(self._generation)
         except RagError as exc:
             raise AttentionUnavailable(str(exc)) from exc
 
 
-def _read_model(path: Path) -> _Loaded:
+def _converted_folder(path: Path, cache: Path) -> Path:
+    """Where the de-quantised copy of `path` is kept: named by the GGUF's name, size and mtime, so a changed
+    file is converted again."""
+    stat = path.stat()
+    return cache / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
+
+
+def _read_model(path: Path, cache: Path | None = None) -> _Loaded:
+    """The tokenizer and model of `path` for transformers. De-quantising a GGUF is slow (about a minute for a
+    0.5B model on 2 cores), so the result is saved once under `cache` (safetensors) and read from there after."""
     if not path.is_file():
         raise AttentionUnavailable(f"GGUF model file not found: {path}")
+    converted = _converted_folder(path, cache) if cache is not None else None
     # The model is on disk: it must never reach for the Hugging Face hub (no network at run time).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -184,6 +194,13 @@ def _read_model(path: Path) -> _Loaded:
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     folder, name = str(path.parent), path.name
+    if converted is not None and (converted / "config.json").is_file():
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(converted))
+            model = AutoModelForCausalLM.from_pretrained(str(converted), attn_implementation="eager")
+            return _checked(tokenizer, model, name)
+        except (OSError, ValueError):
+            pass  # a damaged copy: convert again from the GGUF
     try:
         with _no_dequantize_progress_bar():
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
@@ -192,12 +209,35 @@ def _read_model(path: Path) -> _Loaded:
     # know, a missing tensor); every one of them means "no attention for this model".
     except Exception as exc:
         raise AttentionUnavailable(f"transformers cannot read {name} for attention: {_reason(exc)}") from exc
+    loaded = _checked(tokenizer, model, name)
+    if converted is not None:
+        _save_converted(tokenizer, model, converted)
+    return loaded
+
+
+def _checked(tokenizer: Any, model: Any, name: str) -> _Loaded:
     if not getattr(tokenizer, "is_fast", False):
         raise AttentionUnavailable(f"{name}: transformers gives no fast tokenizer, so tokens cannot be placed")
-    model.eval()  # type: ignore[no-untyped-call]
+    model.eval()
     if not _attention_modules(model):
         raise AttentionUnavailable(f"{name}: the model's layers are not laid out as expected (no self_attn)")
     return _Loaded(tokenizer, model)
+
+
+def _save_converted(tokenizer: Any, model: Any, folder: Path) -> None:
+    """Save the de-quantised model beside a temporary name, then rename it into place (never half-written).
+    A failure to save (a full disk) only costs the next start another conversion."""
+    import shutil
+
+    temporary = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    try:
+        shutil.rmtree(temporary, ignore_errors=True)
+        model.save_pretrained(str(temporary), safe_serialization=True)
+        tokenizer.save_pretrained(str(temporary))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(temporary, folder)
+    except OSError:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _reason(exc: Exception) -> str:

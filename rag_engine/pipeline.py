@@ -539,7 +539,9 @@ def _generation(answer: Answer, attention: AttentionSource | None, note: str) ->
     elif attention is None:
         note = note or "attention was not computed"
     else:
-        contexts = [hit.passage.text for hit in sorted(answer.hits, key=lambda hit: hit.rank) if hit.in_prompt]
+        contexts = list(answer.contexts) or [
+            hit.passage.text for hit in sorted(answer.hits, key=lambda hit: hit.rank) if hit.in_prompt
+        ]
         try:
             found = attention.attend(
                 answer.prompt, "".join(t.text for t in answer.tokens), contexts=contexts, question=answer.question

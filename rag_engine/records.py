@@ -149,7 +149,9 @@ class Claim:
     it. `passage_id`/`path` name the first passage of the prompt that holds it (None when unsupported)."""
 
     span: str
-    kind: str  # "number" or "name"
+    # "number" or "name" (of the answer), or "topic": a name the question asks about that the passage behind
+    # the answer never mentions.
+    kind: str
     supported: bool
     passage_id: int | None = None
     path: str | None = None
@@ -192,8 +194,10 @@ class Answer:
     searched: tuple[str, ...] = ()
     # The retrieval mode that ranked the hits: "dense", "bm25" or "hybrid".
     mode: str = "dense"
-    # The sentences the prompt carried as context (evidence selection), best first; empty when the prompt
-    # carried whole passages.
+    # The text of each numbered block of the prompt's context ([1], [2], …), in prompt order: whole passages,
+    # or the excerpts evidence selection chose.
+    contexts: tuple[str, ...] = ()
+    # The sentences of the prompt's context, in prompt order (best first with evidence selection).
     context_sentences: tuple[Sentence, ...] = ()
     # The support check: every number and name of the answer looked up in the prompt's passages.
     support: tuple[Claim, ...] = ()
@@ -238,6 +242,7 @@ class Answer:
             "models": self.models,
             "searched": list(self.searched),
             "mode": self.mode,
+            "contexts": list(self.contexts),
             "context_sentences": [sentence.to_dict() for sentence in self.context_sentences],
             "support": [claim.to_dict() for claim in self.support],
             "evidence": self.evidence.to_dict() if self.evidence else None,

@@ -1,8 +1,9 @@
 """Small deterministic stand-ins for the two models, for fast unit tests of the engine's logic.
 
 `HashingEmbedder` maps words to a fixed random direction each and sums them, so texts sharing words are near;
-`EchoGenerator` counts whitespace tokens and answers with the first words of the prompt's context. Real-model
-tests live in tests/integration.
+`EchoGenerator` counts whitespace tokens and answers with the first words of the prompt's context;
+`ScriptedGenerator` always gives the same answer. Real-model tests sit beside the unit tests, marked
+`real_models`.
 """
 
 from __future__ import annotations
@@ -55,9 +56,24 @@ class EchoGenerator:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def stream(self, prompt: str, max_tokens: int) -> Iterator[str]:
+    def stream(self, prompt: str, max_tokens: int, context: str = "") -> Iterator[str]:
         self.prompts.append(prompt)
         body = prompt.split("Context:", 1)[-1].split("Question:", 1)[0]
         words = [w for w in body.split() if not w.startswith("[")][: min(self.answer_words, max_tokens)]
         for i, word in enumerate(words or ["I", "do", "not", "know."]):
+            yield word if i == 0 else " " + word
+
+
+class ScriptedGenerator(EchoGenerator):
+    """Answers every prompt with the same text (e.g. a wrong number, to test the support check)."""
+
+    name = "scripted"
+
+    def __init__(self, answer: str, context_tokens: int = 2048) -> None:
+        super().__init__(context_tokens)
+        self.answer = answer
+
+    def stream(self, prompt: str, max_tokens: int, context: str = "") -> Iterator[str]:
+        self.prompts.append(prompt)
+        for i, word in enumerate(self.answer.split(" ")):
             yield word if i == 0 else " " + word

@@ -1,10 +1,15 @@
-"""`/eval [domain] [k]`: how well retrieval finds the expected file for a domain's `questions.jsonl`.
+"""`/eval [domain] [k] [what]`: how well retrieval finds the expected file for a domain's `questions.jsonl`,
+or (`what: answers`) how many of its questions get a right answer, and why the others do not.
 
 The channel's domain by default (or the given one; `all`, or a channel searching every domain, evaluates every
 domain that has questions). The numbers are `rag_engine.evaluation.domains.evaluate_domain`'s: hit@k (the
 expected file among the top k passages) and MRR within the top 10, plus every miss with what came back
 instead. Only retrieval runs, in a worker thread (it embeds each question); no language model is involved, so
 it does not wait in the generation queue. The reply is ephemeral, like `/knowledge status`.
+
+`what: answers` runs `rag_engine.evaluation.answers.evaluate_answers` with the RAG column only (the no-RAG and
+oracle columns triple the time: `ragscope eval answers` has them). It generates an answer per question, so it
+waits its turn in the generation queue like any question, and takes a few seconds per question.
 
 Not here: answer quality on SQuAD (`ragscope eval qa`, too slow for a chat command).
 """
@@ -30,6 +35,7 @@ from bot.render import (
     defuse_mentions,
     truncate,
 )
+from rag_engine.evaluation.answers import AnswerResult, evaluate_answers, summarize
 from rag_engine.evaluation.domains import (
     MRR_DEPTH,
     QUESTIONS_FILE,
@@ -37,6 +43,7 @@ from rag_engine.evaluation.domains import (
     QuestionResult,
     evaluate_domain,
     evaluated_domains,
+    load_questions,
     overall,
     questions_path,
 )
@@ -147,6 +154,63 @@ def eval_embed(reports: Sequence[DomainReport]) -> discord.Embed:
     return embed
 
 
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"**{value:.0%}**"
+
+
+def answers_embed(per_domain: dict[str, list[AnswerResult]]) -> discord.Embed:
+    """Right answers per domain (answerable questions), refusals of the unanswerable ones, and the wrong ones
+    with the step that lost them; within Discord's limits (what does not fit is counted)."""
+    everything = [result for results in per_domain.values() for result in results]
+    total = summarize(everything)
+    title = "Answer evaluation · " + (next(iter(per_domain)) if len(per_domain) == 1 else "all domains")
+    head = (
+        f"{total['answerable']} answerable questions: right {_rate(total['rag.right'])} · "
+        f"{total['unanswerable']} unanswerable: refused {_rate(total['unanswerable.refused'])}"
+    )
+    legend = (
+        "Right: the answer holds the question's key facts and was not refused or flagged. A wrong answer names "
+        "the step that lost it: not retrieved, below threshold, not in prompt, refused, not used, answered "
+        "(an unanswerable question got an answer)."
+    )
+    embed = discord.Embed(
+        title=truncate(defuse_mentions(title), 256),
+        description=truncate(head + "\n-# " + legend, EMBED_DESCRIPTION_LIMIT),
+        colour=_COLOUR,
+    )
+    used = len(embed.title or "") + len(embed.description or "")
+    if len(per_domain) > 1:
+        for name, results in per_domain.items():
+            summary = summarize(results)
+            value = f"right {_rate(summary['rag.right'])} · refused {_rate(summary['unanswerable.refused'])}"
+            embed.add_field(name=truncate(defuse_mentions(name), EMBED_FIELD_NAME_LIMIT), value=value, inline=False)
+            used += len(name) + len(value)
+    lines = []
+    for result in everything:
+        if result.why:
+            question = escape_markdown(defuse_mentions(truncate(" ".join(result.item.question.split()), 120)))
+            said = escape_markdown(defuse_mentions(truncate(" ".join(result.columns["rag"].text.split()), 120)))
+            lines.append(f"• [{escape_markdown(result.domain)}] {question}\n  → {result.why}: “{said}”")
+    chunks: list[tuple[str, int]] = []  # (field value, wrong answers in it), packed up to 1024 characters
+    for line in lines:
+        if chunks and len(chunks[-1][0]) + 1 + len(line) <= EMBED_FIELD_VALUE_LIMIT:
+            chunks[-1] = (chunks[-1][0] + "\n" + line, chunks[-1][1] + 1)
+        else:
+            chunks.append((truncate(line, EMBED_FIELD_VALUE_LIMIT), 1))
+    shown = 0
+    for value, count in chunks:
+        if len(embed.fields) >= EMBED_FIELDS_LIMIT - 1 or used + len(value) + 20 > EMBED_TOTAL_LIMIT - 100:
+            break
+        embed.add_field(name="Wrong answers", value=value, inline=False)
+        used += len(value) + len("Wrong answers")
+        shown += count
+    if shown < len(lines):
+        embed.add_field(
+            name=f"… and {len(lines) - shown} more", value="Run `ragscope eval answers` for all.", inline=False
+        )
+    return embed
+
+
 class EvalCog(commands.Cog):
     def __init__(self, bot: RagBot) -> None:
         self.bot = bot
@@ -157,6 +221,13 @@ class EvalCog(commands.Cog):
     @app_commands.describe(
         domain="The domain to evaluate (default: the channel's; 'all' for every domain with questions)",
         k="How many passages count as retrieved (default from config)",
+        what="retrieval (hit@k, MRR; seconds) or answers (right answers and why not; a few seconds per question)",
+    )
+    @app_commands.choices(
+        what=[
+            app_commands.Choice(name="retrieval", value="retrieval"),
+            app_commands.Choice(name="answers", value="answers"),
+        ]
     )
     @app_commands.autocomplete(domain=domain_choices)
     async def evaluate(
@@ -164,6 +235,7 @@ class EvalCog(commands.Cog):
         interaction: discord.Interaction,
         domain: str | None = None,
         k: app_commands.Range[int, 1, 20] | None = None,
+        what: str = "retrieval",
     ) -> None:
         if not self.bot.answers_in(interaction.channel, interaction.guild):
             await interaction.response.send_message("I don't answer questions in this channel.", ephemeral=True)
@@ -188,6 +260,18 @@ class EvalCog(commands.Cog):
             )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
+        if what == "answers":
+
+            def run() -> dict[str, list[AnswerResult]]:
+                return {
+                    name: evaluate_answers(engine, name, load_questions(questions_path(engine, name)), ("rag",))
+                    for name in names
+                }
+
+            # Generation: one at a time, behind the questions already waiting.
+            per_domain = await self.bot.queue.submit(run).result()
+            await interaction.followup.send(embed=answers_embed(per_domain), ephemeral=True)
+            return
         # Embedding every question blocks: off the event loop, one domain after the other.
         reports = [await asyncio.to_thread(evaluate_domain, engine, name, k) for name in names]
         await interaction.followup.send(embed=eval_embed(reports), ephemeral=True)

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from rag_engine.config import RETRIEVAL_MODES, Config, load_config
+from rag_engine.config import RETRIEVAL_MODES, Config, load_config, with_overrides
 from rag_engine.engine import Engine, generator_name
 from rag_engine.errors import QuestionError, RagError
 from rag_engine.knowledge import Progress
@@ -36,6 +36,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="config file (default: $RAGSCOPE_CONFIG or ./config.toml)")
     parser.add_argument("--knowledge", type=Path, metavar="DIR", help="knowledge folder (one subfolder per domain)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where indexes are stored")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting of the config file, e.g. --set evidence.sentences=false (repeatable)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
 
 
@@ -87,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
+    config = with_overrides(load_config(args.config), getattr(args, "set", []))
     return config.with_paths(knowledge_dir=args.knowledge, data_dir=args.data_dir)
 
 
@@ -148,6 +155,9 @@ def cmd_ask(args: argparse.Namespace, engine: Engine) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
         print("\n")
+        checked = render.check(answer)
+        if checked:
+            print(checked + "\n")
         print(render.sources(answer))
         print(render.timings(answer))
     return 0

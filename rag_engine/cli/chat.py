@@ -81,4 +81,5 @@ class ChatSession:
             out.flush()
 
         answer = self.engine.answer(question, self.domain, use_rag=use_rag, on_token=write)
-        out.write("\n\n" + render.sources(answer) + "\n")
+        checked = render.check(answer)
+        out.write("\n\n" + (checked + "\n\n" if checked else "") + render.sources(answer) + "\n")

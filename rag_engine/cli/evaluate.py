@@ -23,7 +23,7 @@ from rag_engine.engine import Engine
 from rag_engine.errors import QuestionError
 
 # Modules that add `eval` subcommands of their own (answer quality on SQuAD, the domains' question files).
-EXTENSIONS = ("rag_engine.evaluation.qa", "rag_engine.evaluation.domains")
+EXTENSIONS = ("rag_engine.evaluation.qa", "rag_engine.evaluation.domains", "rag_engine.evaluation.answers")
 
 
 def add_eval_parser(

@@ -45,6 +45,27 @@ def sources(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def check(answer: Answer) -> str:
+    """The support check under an answer: what the sources do not hold, and the sentence that supports it."""
+    if not answer.used_rag or not answer.covered:
+        return ""
+    if answer.grounding == "refused":
+        return "Check: the model found no answer in the passages it was given."
+    lines = []
+    unsupported = answer.unsupported
+    if answer.grounding == "unsupported":
+        lines.append("⚠ Nothing in the sources supports this answer: do not rely on it.")
+    if unsupported:
+        lines.append("⚠ not in the sources: " + ", ".join(claim.span for claim in unsupported))
+    elif answer.support:
+        lines.append("✓ every number and name in the answer is in the sources")
+    if answer.evidence is not None:
+        evidence = answer.evidence
+        where = f"{evidence.domain}/{evidence.where}" if evidence.domain else evidence.where
+        lines.append(f"Evidence ({where}): “{snippet(evidence.text, 300)}”")
+    return "\n".join(lines)
+
+
 def _ranks(hit: Hit, mode: str) -> str:
     return f"  [{hit.retriever_ranks()}]" if mode == "hybrid" else ""
 

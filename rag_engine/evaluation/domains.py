@@ -40,13 +40,24 @@ class QuestionsFileError(RagError):
     """A domain's questions.jsonl is missing, unreadable, or has a line that is not a question record."""
 
 
+QUESTION_KINDS = ("single", "two-doc", "unanswerable")
+
+
 @dataclass(frozen=True)
 class DomainQuestion:
-    """One line of questions.jsonl."""
+    """One line of questions.jsonl: the question, the file(s) that answer it (none when `kind` is
+    "unanswerable"), the gold answer, and `key`: the tokens a right answer must contain."""
 
     question: str
     source: str
     answer: str = ""
+    sources: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()
+    kind: str = "single"
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind != "unanswerable"
 
 
 @dataclass(frozen=True)
@@ -155,11 +166,36 @@ def load_questions(path: Path) -> list[DomainQuestion]:
             raise QuestionsFileError(f"{path}:{number} is not JSON: {exc.msg}") from exc
         if not isinstance(raw, dict):
             raise QuestionsFileError(f"{path}:{number} must be an object with question and source")
-        question, source, answer = raw.get("question"), raw.get("source"), raw.get("answer", "")
-        if not isinstance(question, str) or not question.strip() or not isinstance(source, str) or not source:
-            raise QuestionsFileError(f"{path}:{number} needs a non-empty string question and source")
-        questions.append(DomainQuestion(question.strip(), source, answer if isinstance(answer, str) else str(answer)))
+        questions.append(_question(raw, f"{path}:{number}"))
     return questions
+
+
+def _question(raw: dict[str, Any], where: str) -> DomainQuestion:
+    question, source, answer = raw.get("question"), raw.get("source"), raw.get("answer", "")
+    kind, key = raw.get("kind", "single"), raw.get("key", [])
+    if kind not in QUESTION_KINDS:
+        raise QuestionsFileError(f"{where}: kind must be one of {', '.join(QUESTION_KINDS)}, not {kind!r}")
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionsFileError(f"{where} needs a non-empty string question")
+    if not isinstance(key, list) or not all(isinstance(token, str) and token.strip() for token in key):
+        raise QuestionsFileError(f"{where}: key must be a list of non-empty strings")
+    sources: tuple[str, ...]
+    if kind == "unanswerable":
+        sources = ()
+    elif isinstance(source, str) and source:
+        sources = (source,)
+    elif isinstance(source, list) and source and all(isinstance(item, str) and item for item in source):
+        sources = tuple(source)
+    else:
+        raise QuestionsFileError(f"{where} needs a source: a file name, or a list of them")
+    return DomainQuestion(
+        question.strip(),
+        sources[0] if sources else "",
+        answer if isinstance(answer, str) else str(answer),
+        sources,
+        tuple(token.strip() for token in key),
+        kind,
+    )
 
 
 # -- evaluation -----------------------------------------------------------------------------------------------
@@ -182,7 +218,9 @@ def evaluate_domain(
         raise QuestionError("k must be at least 1")
     depth = max(depth, top_k)
     mode = mode or engine.config.retrieval.mode
-    questions = load_questions(questions_path(engine, domain))
+    # Retrieval is scored on questions that one file answers; two-document and unanswerable questions are for
+    # `eval answers`.
+    questions = [item for item in load_questions(questions_path(engine, domain)) if item.kind == "single"]
     # With plain kNN the top k are the first k of the deeper list; with MMR (mmr_lambda < 1) the choice
     # depends on k, so the top k are asked for separately to score what a real query would see.
     prefix_consistent = engine.config.retrieval.mmr_lambda >= 1.0

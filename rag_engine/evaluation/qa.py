@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import string
 import tempfile
 import time
@@ -38,6 +39,7 @@ from typing import Any
 
 from rag_engine.engine import Engine, generator_name
 from rag_engine.errors import QuestionError, RagError
+from rag_engine.evaluation.answers import gold_passages
 from rag_engine.evaluation.domains import QuestionProgress
 
 
@@ -210,6 +212,11 @@ class QaResult:
     norag_contains: float
     hit: bool
     covered: bool
+    # The gold paragraph's best passage as the only context (None when the oracle column was not asked).
+    oracle_answer: str | None = None
+    oracle_f1: float = 0.0
+    oracle_contains: float = 0.0
+    rag_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -226,6 +233,10 @@ class QaResult:
             "norag.contains": self.norag_contains,
             "hit": self.hit,
             "covered": self.covered,
+            "oracle": self.oracle_answer,
+            "oracle.f1": self.oracle_f1,
+            "oracle.contains": self.oracle_contains,
+            "rag.seconds": round(self.rag_seconds, 3),
         }
 
 
@@ -239,6 +250,7 @@ class QaReport:
     results: tuple[QaResult, ...]
     seconds: float
     models: dict[str, str]
+    oracle: bool = False
 
     def _mean(self, value: Callable[[QaResult], float]) -> float:
         return sum(value(r) for r in self.results) / len(self.results) if self.results else 0.0
@@ -258,8 +270,13 @@ class QaReport:
             "norag.f1": self._mean(lambda r: r.norag_f1),
             "rag.contains": self._mean(lambda r: r.rag_contains),
             "norag.contains": self._mean(lambda r: r.norag_contains),
+            "oracle.f1": self._mean(lambda r: r.oracle_f1) if self.oracle else None,
+            "oracle.contains": self._mean(lambda r: r.oracle_contains) if self.oracle else None,
             "hit@k": self._mean(lambda r: float(r.hit)),
             "rag.covered": self._mean(lambda r: float(r.covered)),
+            "rag.seconds.p50": round(statistics.median(r.rag_seconds for r in self.results), 3)
+            if self.results
+            else None,
             "seconds": round(self.seconds, 2),
             "seconds_per_question": round(self.seconds / len(self.results), 3) if self.results else 0.0,
             "models": self.models,
@@ -276,6 +293,7 @@ def evaluate_squad(
     k: int | None = None,
     limit: int | None = None,
     progress: QuestionProgress | None = None,
+    oracle: bool = True,
 ) -> QaReport:
     """Ask the questions (`spread` over the file up to `limit`) with RAG over `domain` and without RAG.
 
@@ -292,6 +310,10 @@ def evaluate_squad(
         rag = engine.answer(item.question, domain, k=top_k)
         norag = engine.answer(item.question, domain, use_rag=False)
         gold_path = squad.paragraphs[item.paragraph].path
+        oracle_text: str | None = None
+        if oracle:
+            passages = gold_passages(engine, item.question, domain, [gold_path])
+            oracle_text = engine.answer_from(item.question, passages, domain).text if passages else ""
         results.append(
             QaResult(
                 question=item,
@@ -305,6 +327,10 @@ def evaluate_squad(
                 norag_contains=contains_answer(norag.text, item.answers),
                 hit=any(hit.passage.path == gold_path for hit in rag.hits),
                 covered=rag.covered,
+                oracle_answer=oracle_text,
+                oracle_f1=f1_score(oracle_text, item.answers) if oracle_text is not None else 0.0,
+                oracle_contains=contains_answer(oracle_text, item.answers) if oracle_text is not None else 0.0,
+                rag_seconds=rag.timings.get("total", 0.0),
             )
         )
         if progress:
@@ -319,6 +345,7 @@ def evaluate_squad(
         results=tuple(results),
         seconds=time.perf_counter() - started,
         models=models,
+        oracle=oracle,
     )
 
 
@@ -339,6 +366,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--limit", type=int, metavar="N", help="ask N questions spread over the file (default: all)")
     parser.add_argument("--k", type=int, help="passages to retrieve (default: retrieval.top_k)")
     parser.add_argument("--json", action="store_true", help="print the numbers and every answer as JSON")
+    parser.add_argument(
+        "--no-oracle", action="store_true", help="skip the oracle column (the gold paragraph as the only context)"
+    )
     parser.add_argument(
         "--knowledge-out",
         type=Path,
@@ -373,7 +403,9 @@ def run_qa(args: argparse.Namespace, engine: Engine) -> int:
         with progress_bar(f"indexing {domain}", "passage") as progress:
             squad_engine.index(domain, progress)
         with progress_bar("asking (RAG and no RAG)", "question") as progress:
-            report = evaluate_squad(squad_engine, squad, domain, args.k, args.limit, progress)
+            report = evaluate_squad(
+                squad_engine, squad, domain, args.k, args.limit, progress, oracle=not args.no_oracle
+            )
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -390,6 +422,11 @@ def render_report(report: QaReport) -> str:
             f"{'':<8}{'EM':>7}{'F1':>8}{'contains':>10}",
             f"{'RAG':<8}{numbers['rag.em']:>7.1%}{numbers['rag.f1']:>8.1%}{numbers['rag.contains']:>10.1%}",
             f"{'no RAG':<8}{numbers['norag.em']:>7.1%}{numbers['norag.f1']:>8.1%}{numbers['norag.contains']:>10.1%}",
+            *(
+                [f"{'oracle':<8}{'':>7}{numbers['oracle.f1']:>8.1%}{numbers['oracle.contains']:>10.1%}"]
+                if report.oracle
+                else []
+            ),
             f"retrieval hit@{report.k}: {numbers['hit@k']:.1%} (covered: {numbers['rag.covered']:.1%})",
             f"{report.seconds:.0f} s, {numbers['seconds_per_question']:.2f} s per question",
         ]

@@ -133,8 +133,10 @@ def shipped_question(domain: str, containing: str) -> tuple[str, str]:
 
 
 def shipped_rows(domain: str) -> list[dict[str, Any]]:
+    """The domain's single-file questions (two-document and unanswerable ones have no one source to check)."""
     lines = (SHIPPED_KNOWLEDGE / domain / "questions.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    rows = [json.loads(line) for line in lines if line.strip()]
+    return [row for row in rows if row.get("kind", "single") == "single"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,6 +6,7 @@ short inputs. The tests without a model (lazy construction, unreadable files) ar
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 from rag_engine.attention import AttentionMap, AttentionModel, AttentionUnavailable
-from rag_engine.config import GenerationConfig
+from rag_engine.config import Config, GenerationConfig
 from rag_engine.engine import Engine
 from rag_engine.errors import RagError
 from rag_engine.records import Answer
@@ -29,23 +30,31 @@ SHORT_ANSWER = "The zorblat eats blue moss."
 
 @pytest.fixture(scope="module")
 def attention_model() -> AttentionModel:
-    model = AttentionModel(GenerationConfig())
+    model = AttentionModel(GenerationConfig(model="smollm2"))
     model.load()
     assert model.loaded
     return model
 
 
 @pytest.fixture(scope="module")
-def answer(real_engine: Engine) -> Answer:
+def small_engine(shipped_config: Config) -> Engine:
+    """The shipped settings with the small bundled model, whose attention these tests read (the default model's
+    de-quantisation alone takes a minute; the machinery is the same)."""
+    generation = dataclasses.replace(shipped_config.generation, model="smollm2")
+    return Engine(dataclasses.replace(shipped_config, generation=generation))
+
+
+@pytest.fixture(scope="module")
+def answer(small_engine: Engine) -> Answer:
     """A real RAG answer from the shipped history documents: the real prompt builder and generator."""
     first = (SHIPPED_KNOWLEDGE / "history" / "questions.jsonl").read_text(encoding="utf-8").splitlines()[0]
-    result = real_engine.answer(json.loads(first)["question"], "history", k=2)
+    result = small_engine.answer(json.loads(first)["question"], "history", k=2)
     assert result.covered and result.prompt and result.text
     return result
 
 
 def contexts(answer: Answer) -> list[str]:
-    return [hit.passage.text for hit in answer.hits if hit.in_prompt]
+    return list(answer.contexts)
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +64,16 @@ def attention(attention_model: AttentionModel, answer: Answer) -> AttentionMap:
 
 # -- without a model ------------------------------------------------------------------------------------
 def test_constructing_does_not_load() -> None:
-    model = AttentionModel(GenerationConfig())
+    model = AttentionModel(GenerationConfig(model="smollm2"))
     assert not model.loaded
     # Not even the file is looked at until the first attend.
-    AttentionModel(GenerationConfig(model_path="/nowhere/missing.gguf"))
+    AttentionModel(GenerationConfig(model="smollm2", model_path="/nowhere/missing.gguf"))
 
 
 def test_an_unreadable_model_file_gives_a_clear_reason(tmp_path: Path) -> None:
     path = tmp_path / "x.gguf"
     path.write_text("this is not a model\n", encoding="utf-8")
-    model = AttentionModel(GenerationConfig(model_path=str(path)))
+    model = AttentionModel(GenerationConfig(model="smollm2", model_path=str(path)))
     with pytest.raises(AttentionUnavailable, match=r"cannot read x\.gguf .*not a GGUF file") as caught:
         model.attend(SHORT_PROMPT, SHORT_ANSWER)
     assert isinstance(caught.value, RagError) and not model.loaded
@@ -75,13 +84,13 @@ def test_an_unreadable_model_file_gives_a_clear_reason(tmp_path: Path) -> None:
 
 
 def test_a_missing_model_file_gives_a_clear_reason(tmp_path: Path) -> None:
-    model = AttentionModel(GenerationConfig(model_path=str(tmp_path / "missing.gguf")))
+    model = AttentionModel(GenerationConfig(model="smollm2", model_path=str(tmp_path / "missing.gguf")))
     with pytest.raises(AttentionUnavailable, match="GGUF model file not found"):
         model.attend(SHORT_PROMPT, SHORT_ANSWER)
 
 
 def test_no_prompt_and_bad_layer_counts_are_refused() -> None:
-    model = AttentionModel(GenerationConfig())
+    model = AttentionModel(GenerationConfig(model="smollm2"))
     with pytest.raises(AttentionUnavailable, match="no prompt"):
         model.attend("", "I can't answer that.")
     with pytest.raises(ValueError, match="last_layers"):
@@ -95,7 +104,7 @@ def test_one_row_per_answer_token_and_rows_sum_to_one(attention: AttentionMap, a
     weights = attention.weights
     assert weights.dtype == np.float32
     assert weights.shape == (len(attention.answer_tokens), len(attention.prompt_tokens))
-    assert len(attention.answer_tokens) > 10
+    assert len(attention.answer_tokens) >= 2
     assert np.all(weights >= 0) and np.all(np.isfinite(weights))
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-4)
     assert attention.layers == (26, 27, 28, 29) and attention.heads == 9
@@ -110,10 +119,10 @@ def test_tokens_give_the_texts_back(attention: AttentionMap, answer: Answer) -> 
 
 @real_models
 def test_the_prompt_is_tokenised_as_the_generator_tokenised_it(
-    attention: AttentionMap, attention_model: AttentionModel, answer: Answer, real_engine: Engine
+    attention: AttentionMap, attention_model: AttentionModel, answer: Answer, small_engine: Engine
 ) -> None:
     assert len(attention.prompt_tokens) == answer.prompt_tokens
-    llama = real_engine._generator()._llm.tokenize(answer.prompt.encode("utf-8"), add_bos=False, special=True)
+    llama = small_engine._generator()._llm.tokenize(answer.prompt.encode("utf-8"), add_bos=False, special=True)
     tokenizer = attention_model._load().tokenizer
     assert tokenizer(answer.prompt, add_special_tokens=True)["input_ids"] == llama
 

@@ -54,3 +54,19 @@ def test_bad_settings_name_the_problem(tmp_path: Path, text: str, message: str) 
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_set_overrides_one_setting_checked_like_the_file() -> None:
+    from rag_engine.config import with_overrides
+
+    config = with_overrides(Config(), ["evidence.sentences=false", "generation.model=smollm2", "retrieval.top_k=2"])
+    assert config.evidence.sentences is False and config.generation.model == "smollm2"
+    assert config.retrieval.top_k == 2 and config.retrieval.mode == Config().retrieval.mode
+    with pytest.raises(ConfigError, match=r"unknown setting evidence\.bogus"):
+        with_overrides(Config(), ["evidence.bogus=1"])
+    with pytest.raises(ConfigError, match="must be int"):
+        with_overrides(Config(), ["evidence.max_sentences=true"])
+    with pytest.raises(ConfigError, match=r"SECTION\.KEY=VALUE"):
+        with_overrides(Config(), ["paths.data_dir=/tmp"])
+    with pytest.raises(ConfigError, match="top_k must be at least 1"):
+        with_overrides(Config(), ["retrieval.top_k=0"])

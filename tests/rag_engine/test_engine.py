@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag_engine.config import Config
-from rag_engine.engine import Engine
+from rag_engine.engine import Engine, generator_name
 from rag_engine.errors import KnowledgeFolderError, QuestionError, UnknownDomainError
 from tests.conftest import write
 from tests.fakes import EchoGenerator, HashingEmbedder
@@ -29,7 +29,7 @@ def test_answer_carries_the_whole_trace(fake_engine: Engine, generator: EchoGene
     assert any(t.in_context for t in answer.tokens)
     assert answer.prompt_tokens == generator.count_tokens(answer.prompt)
     assert {"embed_query", "search", "build_prompt", "generate", "total"} <= set(answer.timings)
-    assert answer.models == {"embedding": "all-MiniLM-L6-v2", "generator": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+    assert answer.models == {"embedding": "all-MiniLM-L6-v2", "generator": generator_name(fake_engine.config)}
     data = answer.to_dict()
     assert data["sources"][0]["text"] == answer.hits[0].passage.text
     assert {"answer", "used_rag", "domain", "sources", "prompt", "timings", "models"} <= set(data)
@@ -59,6 +59,8 @@ def test_question_far_from_every_passage_is_not_answered(config: Config, embedde
 
 
 def test_stored_index_is_reused_without_embedding_again(config: Config) -> None:
+    # Whole passages in the prompt: evidence selection would embed the passages' sentences (not the index).
+    config = dataclasses.replace(config, evidence=dataclasses.replace(config.evidence, sentences=False))
     first = HashingEmbedder()
     Engine(config, embedder=lambda: first, generator=EchoGenerator).answer("zorblat", "zoology")
     assert first.texts_embedded > 1

@@ -327,7 +327,9 @@ def test_attention_comes_from_the_source_with_the_prompt_passages_and_question(
     view = build_pipeline(fake_engine, answer, source)
     assert len(source.calls) == 1
     call = source.calls[0]
-    in_prompt = [hit.passage.text for hit in answer.hits if hit.in_prompt]
+    # The prompt's numbered context blocks, exactly as the prompt holds them.
+    in_prompt = list(answer.contexts)
+    assert in_prompt and all(text in answer.prompt for text in in_prompt)
     assert call == {
         "prompt": answer.prompt,
         "answer": "".join(t.text for t in answer.tokens),

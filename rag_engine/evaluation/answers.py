@@ -1,0 +1,379 @@
+"""Answer quality of the shipped domains: is the answer a user reads right, and when it is not, why not.
+
+Each domain's `questions.jsonl` row carries a `key`: the tokens a right answer must contain (numbers exactly,
+else a distinctive name), and a `kind`: "single" (one file answers it), "two-doc" (one fact from each of two
+files) or "unanswerable" (on-topic, but no document holds the answer: the right answer is a refusal).
+
+Three columns per question:
+- **RAG**: the engine's answer, as a user gets it (retrieval, threshold, evidence selection, support check);
+- **no RAG**: the model's weights alone;
+- **oracle**: the gold file's best passage (each gold file's, for two-document questions) handed to the model as
+  the only context: what generation does when retrieval is perfect. RAG < oracle means retrieval lost it;
+  oracle wrong means the model cannot read it.
+
+Right = every key occurs in the answer as whole tokens (case-insensitive; "1,000" = "1000", "three" = "3"), and
+the answer was
+not refused or flagged as unsupported; for unanswerable questions right = refused (the threshold, the model's
+"the documents do not say", or an answer whose claims the sources do not support). A wrong RAG answer gets a
+reason: `not retrieved` (a gold file is not among the top k), `below threshold` (retrieved, but no passage was
+close enough to answer), `not in prompt` (retrieved, but the key never reached the prompt), `refused` (the key
+was in the prompt, the answer refused or was flagged), `not used` (the key was in the prompt, the answer says
+something else), `answered` (an unanswerable question got an answer).
+
+Not here: retrieval-only metrics (`domains.py`), SQuAD (`qa.py`), the terminal wiring (`register` at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag_engine.engine import Engine, generator_name
+from rag_engine.errors import QuestionError
+from rag_engine.evaluation.domains import (
+    QUESTIONS_FILE,
+    DomainQuestion,
+    QuestionProgress,
+    QuestionsFileError,
+    evaluated_domains,
+    load_questions,
+    questions_path,
+)
+from rag_engine.records import Answer, Hit
+from rag_engine.support import is_refusal
+
+COLUMNS = ("rag", "norag", "oracle")
+_TOKEN = re.compile(r"[^\W_]+(?:[.,][0-9]+)*", re.UNICODE)
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+
+
+# Small numbers are as often written as words: "three weeks" and "3 weeks" say the same.
+_NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+}
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased word and number tokens; thousands separators dropped ("1,000" = "1000") and the numbers
+    zero to twenty written as digits ("three" = "3")."""
+    words = (token.lower() for token in _TOKEN.findall(_THOUSANDS.sub("", text)))
+    return [_NUMBER_WORDS.get(word, word) for word in words]
+
+
+def contains_key(text: str, key: Sequence[str]) -> bool:
+    """Every key (a token, or a phrase of tokens in order) occurs in `text` as whole tokens."""
+    words = tokens(text)
+    for phrase in key:
+        wanted = tokens(phrase)
+        if not wanted:
+            continue
+        width = len(wanted)
+        if not any(words[i : i + width] == wanted for i in range(len(words) - width + 1)):
+            return False
+    return True
+
+
+def refused(answer: Answer) -> bool:
+    """The user was told the documents do not answer this (or that the sources do not support the answer)."""
+    if not answer.used_rag:
+        return is_refusal(answer.text)
+    return not answer.covered or answer.grounding in ("refused", "unsupported")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One answer to one question, scored."""
+
+    text: str
+    right: bool
+    refused: bool
+    grounding: str
+    seconds: float
+    first_token: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "right": self.right,
+            "refused": self.refused,
+            "grounding": self.grounding,
+            "seconds": round(self.seconds, 3),
+            "first_token": round(self.first_token, 3) if self.first_token is not None else None,
+        }
+
+
+def score(answer: Answer, item: DomainQuestion) -> Column:
+    said_no = refused(answer)
+    right = said_no if not item.answerable else (not said_no and contains_key(answer.text, item.key))
+    return Column(
+        answer.text,
+        right,
+        said_no,
+        answer.grounding,
+        answer.timings.get("total", 0.0),
+        answer.timings.get("first_token"),
+    )
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    domain: str
+    item: DomainQuestion
+    columns: dict[str, Column]
+    # Why the RAG answer is wrong ("" when right).
+    why: str
+    # The nearest retrieved passage's distance: what a refusal threshold would look at.
+    nearest: float | None
+    retrieved: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "question": self.item.question,
+            "kind": self.item.kind,
+            "sources": list(self.item.sources),
+            "gold": self.item.answer,
+            "key": list(self.item.key),
+            **{name: column.to_dict() for name, column in self.columns.items()},
+            "why": self.why,
+            "nearest_distance": self.nearest,
+            "retrieved": list(self.retrieved),
+        }
+
+
+def why_wrong(answer: Answer, item: DomainQuestion, column: Column) -> str:
+    """The first step of the pipeline that lost the right answer (see the module docstring)."""
+    if column.right:
+        return ""
+    if not item.answerable:
+        return "answered"
+    retrieved = {hit.passage.path for hit in answer.hits}
+    if not set(item.sources) <= retrieved:
+        return "not retrieved"
+    if not answer.covered:
+        return "below threshold"
+    context = answer.prompt
+    if not contains_key(context, item.key):
+        return "not in prompt"
+    return "refused" if column.refused else "not used"
+
+
+def gold_passages(engine: Engine, question: str, domain: str, files: Sequence[str]) -> list[Hit]:
+    """The passage of each gold file nearest to the question (searching the whole domain)."""
+    everything = engine.retrieve(question, domain, engine.domain_stats(domain).passages or 1, "dense")
+    best: list[Hit] = []
+    for name in files:
+        hit = next((hit for hit in everything if hit.passage.path == name), None)
+        if hit is not None:
+            best.append(hit)
+    return best
+
+
+def evaluate_answers(
+    engine: Engine,
+    domain: str,
+    questions: Sequence[DomainQuestion],
+    columns: Sequence[str] = COLUMNS,
+    progress: QuestionProgress | None = None,
+) -> list[AnswerResult]:
+    """Ask every question in the chosen columns. Blocking and slow: up to three generations per question."""
+    results = []
+    for done, item in enumerate(questions, start=1):
+        answers: dict[str, Column] = {}
+        rag = engine.answer(item.question, domain)
+        answers["rag"] = score(rag, item)
+        if "norag" in columns:
+            answers["norag"] = score(engine.answer(item.question, domain, use_rag=False), item)
+        if "oracle" in columns and item.answerable:
+            passages = gold_passages(engine, item.question, domain, item.sources)
+            if len(passages) == len(item.sources):
+                answers["oracle"] = score(engine.answer_from(item.question, passages, domain), item)
+        nearest = min((hit.distance for hit in rag.hits), default=None)
+        files = tuple(dict.fromkeys(hit.passage.path for hit in rag.hits))
+        results.append(AnswerResult(domain, item, answers, why_wrong(rag, item, answers["rag"]), nearest, files))
+        if progress:
+            progress(done, len(questions))
+    return results
+
+
+# -- summaries ------------------------------------------------------------------------------------------------
+def _rate(results: Sequence[AnswerResult], column: str, answerable: bool | None = None) -> float | None:
+    chosen = [
+        r.columns[column]
+        for r in results
+        if column in r.columns and (answerable is None or r.item.answerable == answerable)
+    ]
+    return sum(c.right for c in chosen) / len(chosen) if chosen else None
+
+
+def _distances(values: Sequence[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {
+        "min": round(ordered[0], 4),
+        "median": round(statistics.median(ordered), 4),
+        "max": round(ordered[-1], 4),
+    }
+
+
+def summarize(results: Sequence[AnswerResult]) -> dict[str, Any]:
+    """Right-answer rates per column (answerable questions), refusals of unanswerable ones, the reasons for
+    wrong RAG answers, distances of the nearest passage for answerable vs unanswerable, and answer times."""
+    answerable = [r for r in results if r.item.answerable]
+    unanswerable = [r for r in results if not r.item.answerable]
+    rag_times = [r.columns["rag"].seconds for r in results if r.nearest is not None]
+    first = [t for r in results if (t := r.columns["rag"].first_token) is not None]
+    by_kind = {kind: _rate([r for r in results if r.item.kind == kind], "rag") for kind in ("single", "two-doc")}
+    return {
+        "questions": len(results),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "rag.right": _rate(results, "rag", True),
+        "norag.right": _rate(results, "norag", True),
+        "oracle.right": _rate(results, "oracle", True),
+        "rag.right.single": by_kind["single"],
+        "rag.right.two-doc": by_kind["two-doc"],
+        "unanswerable.refused": _rate(results, "rag", False),
+        "answerable.refused": (
+            sum(r.columns["rag"].refused for r in answerable) / len(answerable) if answerable else None
+        ),
+        "why": dict(Counter(r.why for r in results if r.why)),
+        "distance.answerable": _distances([r.nearest for r in answerable if r.nearest is not None]),
+        "distance.unanswerable": _distances([r.nearest for r in unanswerable if r.nearest is not None]),
+        "seconds.p50": round(statistics.median(rag_times), 3) if rag_times else None,
+        "first_token.p50": round(statistics.median(first), 3) if first else None,
+    }
+
+
+def report(engine: Engine, per_domain: dict[str, list[AnswerResult]], seconds: float) -> dict[str, Any]:
+    everything = [r for results in per_domain.values() for r in results]
+    config = engine.config
+    return {
+        "models": {"embedding": config.embedding.model, "generator": generator_name(config)},
+        "settings": {
+            "k": config.retrieval.top_k,
+            "mode": config.retrieval.mode,
+            "max_distance": config.retrieval.max_distance,
+            "evidence_sentences": config.evidence.sentences,
+            "copy_bias": config.generation.copy_bias,
+        },
+        "domains": {name: summarize(results) for name, results in per_domain.items()},
+        "overall": summarize(everything),
+        "seconds": round(seconds, 1),
+        "results": [r.to_dict() for r in everything],
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def render(body: dict[str, Any]) -> str:
+    """The table (domain × RAG / no RAG / oracle / unanswerable refused), distances, reasons, wrong answers."""
+    rows = [*body["domains"].items(), ("overall", body["overall"])]
+    width = max(len(name) for name, _ in rows)
+    lines = [
+        f"{body['models']['generator']}, k={body['settings']['k']}, {body['settings']['mode']}",
+        f"{'domain':<{width}}  {'asked':>5}  {'RAG':>5}  {'no RAG':>6}  {'oracle':>6}  {'refused*':>8}  "
+        f"{'p50 s':>5}  nearest distance: answerable | unanswerable (min/median/max)",
+    ]
+    for name, summary in rows:
+        spans = []
+        for which in ("distance.answerable", "distance.unanswerable"):
+            d = summary[which]
+            spans.append(f"{d['min']:.2f}/{d['median']:.2f}/{d['max']:.2f}" if d else "–")
+        p50 = summary["seconds.p50"]
+        lines.append(
+            f"{name:<{width}}  {summary['questions']:>5}  {_pct(summary['rag.right']):>5}  "
+            f"{_pct(summary['norag.right']):>6}  {_pct(summary['oracle.right']):>6}  "
+            f"{_pct(summary['unanswerable.refused']):>8}  {p50 if p50 is not None else '–':>5}  "
+            f"{spans[0]} | {spans[1]}"
+        )
+    lines.append("* unanswerable questions that were refused; RAG, no RAG and oracle count answerable questions")
+    why = body["overall"]["why"]
+    if why:
+        lines.append("wrong RAG answers: " + ", ".join(f"{reason} {count}" for reason, count in sorted(why.items())))
+    for result in body["results"]:
+        if result["why"]:
+            lines.append(f"  [{result['domain']}] {result['question']}")
+            lines.append(f"      {result['why']}: {result['rag']['answer'][:160]!r}  (key {result['key']})")
+    return "\n".join(lines)
+
+
+# -- terminal -------------------------------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add `answers` to the `eval` subcommands; the parser's `eval_handler` default is `run_answers`."""
+    from rag_engine.cli import _common  # at call time: rag_engine.cli imports the module that calls this
+
+    parser = subparsers.add_parser(
+        "answers",
+        help="right answers with RAG, without RAG and with the gold passage (oracle), and why wrong ones are",
+        description="Ask each domain's questions.jsonl questions and score the answers by their key tokens.",
+    )
+    _common(parser)
+    parser.add_argument("--domain", help="only this domain (default: every domain with a questions.jsonl)")
+    parser.add_argument("--questions", type=Path, metavar="FILE", help="another questions file (needs --domain)")
+    parser.add_argument(
+        "--columns", default=",".join(COLUMNS), help=f"comma-separated, of {', '.join(COLUMNS)} (default: all)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report and every answer as JSON")
+    parser.set_defaults(eval_handler=run_answers)
+    return parser
+
+
+def run_answers(args: argparse.Namespace, engine: Engine) -> int:
+    from rag_engine.cli import progress_bar
+
+    columns = tuple(name.strip() for name in args.columns.split(",") if name.strip())
+    unknown = set(columns) - set(COLUMNS)
+    if unknown or "rag" not in columns:
+        raise QuestionError(f"--columns takes rag (always) and any of norag, oracle; not {', '.join(unknown)}")
+    if args.questions is not None and not args.domain:
+        raise QuestionError("--questions needs --domain (the domain whose documents answer them)")
+    names = [engine.knowledge.check_domain(args.domain)] if args.domain else evaluated_domains(engine)
+    if not names:
+        raise QuestionsFileError(f"no domain of {engine.knowledge.root} has a {QUESTIONS_FILE}")
+    started = time.perf_counter()
+    per_domain = {}
+    for name in names:
+        path = args.questions if args.questions is not None else questions_path(engine, name)
+        questions = load_questions(path)
+        with progress_bar(f"asking {name}", "question") as progress:
+            per_domain[name] = evaluate_answers(engine, name, questions, columns, progress)
+    body = report(engine, per_domain, time.perf_counter() - started)
+    print(json.dumps(body, ensure_ascii=False, indent=2) if args.json else render(body))
+    return 0
