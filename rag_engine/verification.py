@@ -57,7 +57,8 @@ def check_answer(
     Besides the answer's own numbers and names, the names the question asks about must be mentioned by the
     documents the answer came from: the evidence sentence's and those holding its supported claims
     (`passages`: passage id → its whole document's text; the block's text when absent). A name they do not
-    mention becomes an unsupported claim of kind "topic", and the answer is "unsupported": a number that is in the sources but about something else is not an answer."""
+    mention becomes an unsupported claim of kind "topic", and the answer is "unsupported": a number that is
+    in the sources but about something else is not an answer."""
     refused = is_refusal(answer)
     if refused:
         return CheckedAnswer((), None, grounding_verdict((), None, True), True)
