@@ -91,6 +91,9 @@ class EvidenceConfig:
     type_bonus: float = 0.1
     # The context's share of the prompt, in the generator's tokens (excerpts past it are dropped).
     max_context_tokens: int = 400
+    # "best_first", or "best_last": the best excerpt right before the question (small models copy from what
+    # they read last).
+    order: str = "best_first"
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,8 @@ def _validate(config: Config) -> None:
     if retrieval.bm25_k1 < 0 or not 0.0 <= retrieval.bm25_b <= 1.0:
         raise ConfigError("retrieval.bm25_k1 must be >= 0 and retrieval.bm25_b between 0 and 1")
     evidence = config.evidence
+    if evidence.order not in ("best_first", "best_last"):
+        raise ConfigError(f"evidence.order must be best_first or best_last, not {evidence.order!r}")
     if evidence.max_sentences < 1 or evidence.neighbours < 0 or evidence.max_context_tokens < 16:
         raise ConfigError("evidence.max_sentences >= 1, evidence.neighbours >= 0, evidence.max_context_tokens >= 16")
     if config.generation.max_answer_tokens >= config.generation.max_context_tokens:

@@ -291,6 +291,10 @@ class Engine:
                 blocks=excerpt_blocks(excerpts),
                 context_tokens=self.config.evidence.max_context_tokens,
             )
+            if self.config.evidence.order == "best_last" and len(built.blocks) > 1:
+                # The same blocks (they fit), the best one last, next to the question.
+                blocks = list(reversed(built.blocks))
+                built = build_prompt(question, evidence, generator, self.config.prompt, budget, blocks=blocks)
         else:
             built = build_prompt(question, evidence, generator, self.config.prompt, budget)
         timings["build_prompt"] = time.perf_counter() - clock

@@ -122,7 +122,8 @@ class AskCog(commands.Cog):
             await interaction.edit_original_response(content=side_by_side())
 
         with_rag = await stream_answer(self.bot, question, chosen, None, True, lambda t: edit_side("rag", t))
-        shown["rag"] = with_rag.text if with_rag.covered else with_rag.text + "\n" + render.not_covered_note(with_rag)
+        note = render.check_note(with_rag) if with_rag.covered else render.not_covered_note(with_rag)
+        shown["rag"] = with_rag.text + ("\n" + note if note else "")
         without = await stream_answer(self.bot, question, chosen, None, False, lambda t: edit_side("norag", t))
         shown["norag"] = without.text
         embeds = [render.sources_embed(with_rag, 0, self.bot.config.bot.sources_per_page)] if with_rag.hits else []

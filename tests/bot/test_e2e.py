@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from bot.client import RagBot
+from bot.render import answer_content, check_note
 from rag_engine.config import Config, WatchConfig, load_config
 from rag_engine.embedding import SentenceTransformerEmbedder
 from rag_engine.engine import Engine
@@ -314,8 +315,10 @@ async def test_compare_shows_both_answers_and_the_sources(emulator: DiscordEmula
     with_rag = await direct_answer(real_bot.engine, question, "cooking")
     without = await direct_answer(real_bot.engine, question, "cooking", use_rag=False)
     assert with_rag.covered and with_rag.text and without.text
+    note = check_note(with_rag)
+    rag_side = with_rag.text + ("\n" + note if note else "")
     assert final.content == (
-        f"**With RAG · cooking**\n{with_rag.text}\n\n**Without RAG · the model's weights alone**\n{without.text}"
+        f"**With RAG · cooking**\n{rag_side}\n\n**Without RAG · the model's weights alone**\n{without.text}"
     )
 
 
@@ -548,7 +551,7 @@ async def test_rate_limited_edits_slow_the_stream_but_lose_no_text(emulator: Dis
 
     expected = await direct_answer(real_bot.engine, question, "history")
     assert expected.covered and expected.text
-    assert final.content == f"**RAG answer · history**\n{expected.text}"
+    assert final.content == answer_content(expected, "", label="RAG answer · history")
     check_sources(final, first=source)
 
     edits = [r for r in emulator.requests if route_matches(EDIT_ROUTE, r.method, r.path)]

@@ -117,3 +117,26 @@ def test_the_embed_stays_within_discords_limits(domains: int, misses: int) -> No
     total_misses = domains * misses
     if total_misses > 20 or domains > 24:
         assert fields[-1]["name"].startswith("… and ")
+
+
+async def test_eval_answers_asks_each_question_through_the_queue(
+    emulator: DiscordEmulator, ragbot: RagBot, config: Config
+) -> None:
+    rows = [
+        {"question": "What does the zorblat of Quenth eat?", "source": "zorblat.md", "answer": "blue moss",
+         "key": ["moss"], "kind": "single"},
+        {"question": "How long does the zorblat of Quenth live?", "answer": "", "key": [], "kind": "unanswerable"},
+    ]
+    write_questions(config, lines=[json.dumps(row) for row in rows])
+    inter = await emulator.invoke_command("eval", {"domain": "zoology", "what": "answers"})
+    await inter.wait_acknowledged()
+    assert inter.deferred
+    shown = await inter.wait_for_followup(lambda m: bool(m.embeds))
+    assert shown.ephemeral
+    text = shown.embed_text()
+    assert "Answer evaluation · zoology" in text
+    # The echo model repeats the context's first words: no "moss", and nothing about Quenth in its source,
+    # so the support check flags it (refused, wrong); the unanswerable question is flagged too (refused, right).
+    assert "1 answerable questions: right **0%** · 1 unanswerable: refused **100%**" in text
+    assert "• [zoology] What does the zorblat of Quenth eat?\n  → refused: “zorblat.md:1" in text
+    assert "How long does the zorblat" not in text

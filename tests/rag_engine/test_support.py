@@ -369,3 +369,11 @@ def test_a_focus_name_matches_its_acronym_both_ways() -> None:
     assert unmentioned(["World Health Organization"], "The WHO guideline is 5 µg/m³.") == []
     assert unmentioned(["US"], "The United States Congress passed it in 1970.") == []
     assert unmentioned(["EPA"], "The agency set it in 1971.") == ["EPA"]
+
+
+def test_a_number_written_as_a_word_in_the_passage_supports_its_digits() -> None:
+    cable = Passage(id=9, path="cable.md", text="The cable failed after about three weeks.", line_start=1, line_end=1)
+    [claim] = check_support("It worked for 3 weeks.", "How long did the cable work?", [cable])
+    assert claim.span == "3" and claim.supported
+    [claim] = check_support("It worked for 4 weeks.", "How long did the cable work?", [cable])
+    assert not claim.supported
