@@ -123,8 +123,13 @@ async def test_eval_answers_asks_each_question_through_the_queue(
     emulator: DiscordEmulator, ragbot: RagBot, config: Config
 ) -> None:
     rows = [
-        {"question": "What does the zorblat of Quenth eat?", "source": "zorblat.md", "answer": "blue moss",
-         "key": ["moss"], "kind": "single"},
+        {
+            "question": "What does the zorblat of Quenth eat?",
+            "source": "zorblat.md",
+            "answer": "blue moss",
+            "key": ["moss"],
+            "kind": "single",
+        },
         {"question": "How long does the zorblat of Quenth live?", "answer": "", "key": [], "kind": "unanswerable"},
     ]
     write_questions(config, lines=[json.dumps(row) for row in rows])
