@@ -36,10 +36,12 @@ _GROUPING = re.compile(r"[, \u00a0\u2009\u202f]")
 # Tails that belong to the number's meaning ("1970s", "20th"); any other lowercase tail is a unit ("5km").
 _NUMBER_SUFFIXES = frozenset({"", "s", "'s", "’s", "st", "nd", "rd", "th"})
 _MINUS = "-−"
-_NUMBER_WORDS = {
+# Small numbers are often written as words: "three weeks" and "3 weeks" say the same.
+NUMBER_WORDS = {
     word: str(value)
     for value, word in enumerate(
-        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
+        """zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+        seventeen eighteen nineteen twenty""".split()  # noqa: SIM905
     )
 }
 _SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
@@ -216,7 +218,7 @@ class _Lookup:
         self.exact = _name_words(text)
         self.lower = {word.lower() for word in self.exact}
         # "three weeks" in a passage supports an answer's "3 weeks".
-        self.numbers.update(_NUMBER_WORDS[word] for word in self.lower if word in _NUMBER_WORDS)
+        self.numbers.update(NUMBER_WORDS[word] for word in self.lower if word in NUMBER_WORDS)
 
     def holds(self, found: _Found) -> bool:
         if found.kind == "number":

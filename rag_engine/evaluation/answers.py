@@ -48,49 +48,18 @@ from rag_engine.evaluation.domains import (
     questions_path,
 )
 from rag_engine.records import Answer, Hit
-from rag_engine.support import is_refusal
+from rag_engine.support import NUMBER_WORDS, is_refusal
 
 COLUMNS = ("rag", "norag", "oracle")
 _TOKEN = re.compile(r"[^\W_]+(?:[.,][0-9]+)*", re.UNICODE)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 
 
-# Small numbers are as often written as words: "three weeks" and "3 weeks" say the same.
-_NUMBER_WORDS = {
-    word: str(value)
-    for value, word in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        ]
-    )
-}
-
-
 def tokens(text: str) -> list[str]:
     """Lower-cased word and number tokens; thousands separators dropped ("1,000" = "1000") and the numbers
     zero to twenty written as digits ("three" = "3")."""
     words = (token.lower() for token in _TOKEN.findall(_THOUSANDS.sub("", text)))
-    return [_NUMBER_WORDS.get(word, word) for word in words]
+    return [NUMBER_WORDS.get(word, word) for word in words]
 
 
 def contains_key(text: str, key: Sequence[str]) -> bool:
