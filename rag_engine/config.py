@@ -61,7 +61,7 @@ class RetrievalConfig:
     # Euclidean distance between unit vectors, 0..2; passages farther than this are "not about it".
     max_distance: float = 1.2
     # "dense" (embedding kNN), "bm25" (words) or "hybrid" (both, fused); a question may ask for another.
-    mode: str = "dense"
+    mode: str = "hybrid"
     # How hybrid fuses: "blend" (weighted min-max-normalised scores) or "rrf" (reciprocal rank fusion).
     fusion: str = "blend"
     # blend: the dense share of the fused score (the lexical share is the rest).

@@ -66,10 +66,12 @@ def knowledge_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def config(tmp_path: Path, knowledge_dir: Path) -> Config:
+    """The defaults over the small folder, ranking by embeddings alone (the fake-model tests describe kNN;
+    hybrid and BM25 have tests of their own)."""
     base = Config()
     return dataclasses.replace(
         base.with_paths(knowledge_dir=knowledge_dir, data_dir=tmp_path / "data"),
-        retrieval=dataclasses.replace(base.retrieval, max_distance=1.3),
+        retrieval=dataclasses.replace(base.retrieval, max_distance=1.3, mode="dense"),
     )
 
 

@@ -4,6 +4,8 @@ numpy on the same subset."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 from pathlib import Path
@@ -58,7 +60,9 @@ def tiny_beir(tmp_path: Path) -> Path:
 
 
 def fake_engine_for(config: Config) -> Engine:
+    """Fake models, ranking by embeddings by default (a test asks for another mode with `--mode`)."""
     model = HashingEmbedder()
+    config = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, mode="dense"))
     return Engine(config, embedder=lambda: model, generator=EchoGenerator)
 
 

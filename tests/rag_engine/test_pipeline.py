@@ -102,7 +102,7 @@ def topic_engine(tmp_path: Path, files: int, passages_per_file: int = 1) -> Engi
     base = Config()
     config = dataclasses.replace(
         base.with_paths(knowledge_dir=root, data_dir=tmp_path / "topics-data"),
-        retrieval=dataclasses.replace(base.retrieval, max_distance=1.6),
+        retrieval=dataclasses.replace(base.retrieval, max_distance=1.6, mode="dense"),
     )
     return fake_engine_for(config)
 
