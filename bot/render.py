@@ -45,6 +45,7 @@ How RAG (retrieval-augmented generation) works, in five steps:
 3. The passages nearest to it are retrieved (Euclidean distance: lower is closer); too-far ones are dropped.
 4. Those passages and your question are put together into one prompt.
 5. A small language model writes the answer from that prompt, token by token.
+Then every number and name of the answer is looked up in those passages: what they do not hold is marked ⚠.
 
 **Commands**
 `/ask` (or mention me) — answer from the documents of this channel's domain
@@ -52,6 +53,7 @@ How RAG (retrieval-augmented generation) works, in five steps:
 `/compare` — both answers, with and without RAG, side by side
 `/pipeline` — the five steps for one question: embedding map, distance table, prompt, attention heatmap
 `/domain` — show or set which domain this channel asks about
+`/eval` — how well this domain's test questions are answered (`what: retrieval` or `answers`)
 `/knowledge status` — what is indexed: files, passages, skipped or failed files
 `/knowledge upload` — add a document to a domain (Manage Server or a knowledge role)
 `/knowledge reindex` — rebuild a domain's index (same permission)

@@ -119,7 +119,7 @@ class GenerationConfig:
     # Where split bundled models are assembled and verified; empty = $XDG_CACHE_HOME/ragscope/models.
     model_cache_dir: str = ""
     # Logit added to the token that continues a span of the context (0 = off).
-    copy_bias: float = 0.0
+    copy_bias: float = 1.0
     max_context_tokens: int = 2048
     max_answer_tokens: int = 200
     temperature: float = 0.0

@@ -5,7 +5,6 @@ numpy on the same subset."""
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import math
 from pathlib import Path
