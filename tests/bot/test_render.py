@@ -377,7 +377,16 @@ def test_prompt_file_holds_the_whole_prompt() -> None:
 
 def test_help_text() -> None:
     assert len(HELP_TEXT) <= MESSAGE_LIMIT
-    for command in ("/ask", "/norag", "/compare", "/domain", "/eval", "/knowledge status", "/knowledge upload", "/help"):
+    for command in (
+        "/ask",
+        "/norag",
+        "/compare",
+        "/domain",
+        "/eval",
+        "/knowledge status",
+        "/knowledge upload",
+        "/help",
+    ):
         assert command in HELP_TEXT
     steps = [line for line in HELP_TEXT.splitlines() if re.match(r"[1-5]\. ", line)]
     assert len(steps) == 5
