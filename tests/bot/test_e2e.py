@@ -86,8 +86,9 @@ def indexed_template(tmp_path_factory: pytest.TempPathFactory, shipped_settings:
 
 @pytest.fixture
 def e2e_config(tmp_path: Path, shipped_settings: Config, indexed_template: Path) -> Config:
-    """A copy of the indexed shipped domains in tmp_path; short answers, fast edits and watcher, and a generous
-    cooldown."""
+    """A copy of the indexed shipped domains in tmp_path; short answers, fast edits and watcher, a generous
+    cooldown, and sources ranked by embeddings (nearest first, as the journeys check; `mode:` tests ask for
+    the others)."""
     knowledge, data = tmp_path / "knowledge", tmp_path / "data"
     shutil.copytree(indexed_template / "knowledge", knowledge)
     shutil.copytree(indexed_template / "data", data)
@@ -95,6 +96,7 @@ def e2e_config(tmp_path: Path, shipped_settings: Config, indexed_template: Path)
     return dataclasses.replace(
         base,
         generation=dataclasses.replace(base.generation, max_answer_tokens=48),
+        retrieval=dataclasses.replace(base.retrieval, mode="dense"),
         watch=WatchConfig(rebuild_debounce_seconds=0.2, max_rebuild_delay_seconds=2.0),
         bot=dataclasses.replace(base.bot, edit_interval_seconds=0.2, cooldown_burst=100, cooldown_seconds=1.0),
     )
