@@ -232,11 +232,16 @@ def _save_converted(tokenizer: Any, model: Any, folder: Path) -> None:
     temporary = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     try:
         shutil.rmtree(temporary, ignore_errors=True)
+        # The weights are plain float32 once de-quantised; transformers still marks the model as "quantised
+        # with gguf" and refuses to save it, so the marks go first.
+        model.hf_quantizer = None
+        if getattr(model.config, "quantization_config", None) is not None:
+            del model.config.quantization_config
         model.save_pretrained(str(temporary), safe_serialization=True)
         tokenizer.save_pretrained(str(temporary))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(temporary, folder)
-    except OSError:
+    except (OSError, ValueError, AttributeError):
         shutil.rmtree(temporary, ignore_errors=True)
 
 

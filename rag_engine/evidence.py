@@ -69,6 +69,11 @@ def content_words(text: str) -> set[str]:
     return {word.lower() for word in _WORD.findall(text)} - _STOP
 
 
+def _starts_line(before: Sentence, sentence: Sentence) -> bool:
+    """Whether `sentence` began a new line of the document (a heading, a list item, a new paragraph)."""
+    return sentence.line > before.line
+
+
 @dataclass(frozen=True)
 class Excerpt:
     """Consecutive sentences of one passage that go into the prompt together, and the hit they came from."""
@@ -79,7 +84,14 @@ class Excerpt:
 
     @property
     def text(self) -> str:
-        return " ".join(sentence.text for sentence in self.sentences)
+        """The sentences as the document laid them out: on one line when they shared one, else one line each
+        (a list's items stay items: "PM2.5: annual mean 5" and "PM10: annual mean 15" must not run together)."""
+        parts: list[str] = []
+        for before, sentence in zip((None, *self.sentences), self.sentences, strict=False):
+            if before is not None:
+                parts.append(" " if sentence.line == before.line or not _starts_line(before, sentence) else "\n")
+            parts.append(sentence.text)
+        return "".join(parts)
 
 
 def score_sentences(
