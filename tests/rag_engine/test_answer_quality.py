@@ -76,7 +76,7 @@ def test_eval_answers_reports_right_why_and_oracle(
     # passage is what the column measures; here the nearest WHO passage is not the one holding the figure).
     assert isinstance(demo["oracle"]["right"], bool) and demo["oracle"]["answer"]
     assert isinstance(demo["norag"]["right"], bool) and demo["norag"]["answer"]
-    assert impossible["rag"]["right"] is False and impossible["why"] in ("not used", "refused")
+    assert impossible["rag"]["right"] is False and impossible["why"] in ("not in prompt", "not retrieved")
     assert impossible["oracle"]["right"] is False
     assert "oracle" not in unanswerable  # no gold passage to hand over
     overall = body["overall"]
