@@ -82,7 +82,9 @@ class SharedModels:
 
 @pytest.fixture(scope="module")
 def repo_config() -> Config:
-    return load_config(CONFIG_PATH)
+    """The repository's config, ranking by embeddings alone (these tests check nearest-first order)."""
+    config = load_config(CONFIG_PATH)
+    return dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, mode="dense"))
 
 
 @pytest.fixture(scope="module")

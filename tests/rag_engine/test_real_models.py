@@ -123,7 +123,8 @@ def ragscope(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
 
 def test_cli_ask_json_names_the_expected_file_first_and_no_rag_has_no_sources(tmp_path: Path) -> None:
     row = questions("medicine")[0]
-    result = ragscope("ask", row["question"], "--json", data_dir=tmp_path)
+    # --mode dense: nearest first (the shipped hybrid mode ranks by the fused score).
+    result = ragscope("ask", row["question"], "--json", "--mode", "dense", data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["used_rag"] and data["sources"][0]["path"] == row["source"]
