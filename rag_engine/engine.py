@@ -26,7 +26,7 @@ from rag_engine.generation import Generator, LlamaGenerator, generator_title
 from rag_engine.grounding import mark_tokens
 from rag_engine.knowledge import KnowledgeBase, Progress
 from rag_engine.prompt import BuiltPrompt, build_norag_prompt, build_prompt, check_question, excerpt_blocks
-from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate
+from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate, Passage
 from rag_engine.retrieval import search, within_threshold
 from rag_engine.verification import check_answer
 
@@ -197,19 +197,24 @@ class Engine:
 
     def _documents(self, hits: Sequence[Hit]) -> dict[int, str]:
         """Each hit's whole document (every passage of its file, in order), by passage id: what the support
-        check looks in for the names a question asks about (a passage need not repeat its document's subject)."""
-        texts: dict[tuple[str, str], str] = {}
+        check looks in for the names a question asks about (a passage need not repeat its document's subject).
+        Each searched domain's passages are walked once, whatever the number of hits."""
+        wanted: dict[str, set[str]] = {}
+        for hit in hits:
+            wanted.setdefault(hit.domain, set()).add(hit.passage.path)
+        parts: dict[tuple[str, str], list[Passage]] = {}
+        for domain, paths in wanted.items():
+            try:
+                stored = self.knowledge.get(domain).space.passages.values() if domain else ()
+            except RagError:
+                stored = ()
+            for passage in stored:
+                if passage.path in paths:
+                    parts.setdefault((domain, passage.path), []).append(passage)
         documents: dict[int, str] = {}
         for hit in hits:
-            key = (hit.domain, hit.passage.path)
-            if key not in texts:
-                try:
-                    stored = self.knowledge.get(hit.domain).space.passages.values() if hit.domain else ()
-                except RagError:
-                    stored = ()
-                parts = sorted((p for p in stored if p.path == hit.passage.path), key=lambda p: p.line_start)
-                texts[key] = "\n".join(p.text for p in parts) or hit.passage.text
-            documents[hit.passage.id] = texts[key]
+            found = sorted(parts.get((hit.domain, hit.passage.path), ()), key=lambda p: p.line_start)
+            documents[hit.passage.id] = "\n".join(p.text for p in found) or hit.passage.text
         return documents
 
     def _models(self) -> dict[str, str]:

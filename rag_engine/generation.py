@@ -135,9 +135,9 @@ class LlamaGenerator:
         self._lock = threading.Lock()
         self._formatter = self._chat_formatter()
         # The chat text before the user's message, for each system prompt formatted so far (at most a few:
-        # the RAG and the no-RAG system prompts) ...
-        self._system_prefixes: set[str] = set()
-        # ... and the tokens of the one whose state the model holds at positions 0.. (evaluated on its own).
+        # the RAG and the no-RAG system prompts), with their tokens ...
+        self._system_prefixes: dict[str, list[int]] = {}
+        # ... and the tokens of the one whose state the model holds at positions 0.. (evaluated alone).
         self._cached_prefix: list[int] = []
 
     def _chat_formatter(self) -> Any:
@@ -163,8 +163,8 @@ class LlamaGenerator:
         else:
             text = str(self._formatter(messages=messages).prompt)
         start = text.find(user, text.find(system) + len(system)) if user else -1
-        if start > 0 and len(self._system_prefixes) < 8:
-            self._system_prefixes.add(text[:start])
+        if start > 0 and len(self._system_prefixes) < 8 and text[:start] not in self._system_prefixes:
+            self._system_prefixes[text[:start]] = self._tokens(text[:start])
         return text
 
     def count_tokens(self, text: str) -> int:
@@ -182,7 +182,7 @@ class LlamaGenerator:
         starts from that same state, evaluated the same way, an answer never depends on what was asked
         before (greedy decoding stays deterministic)."""
         known = [prefix for prefix in self._system_prefixes if prompt.startswith(prefix)]
-        prefix = self._tokens(max(known, key=len)) if known else []
+        prefix = self._system_prefixes[max(known, key=len)] if known else []
         if not prefix or tokens[: len(prefix)] != prefix or len(prefix) >= len(tokens):
             self._llm.reset()  # type: ignore[no-untyped-call]
             self._cached_prefix = []
