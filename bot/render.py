@@ -213,7 +213,8 @@ def check_note(answer: Answer) -> str:
     lines = []
     if answer.grounding == "unsupported":
         lines.append("-# ⚠ Nothing in the sources supports this answer: do not rely on it.")
-    unsupported = answer.unsupported
+    lines += [f"-# ⚠ the question asks for {claim.span}" for claim in answer.unsupported if claim.kind == "asked"]
+    unsupported = [claim for claim in answer.unsupported if claim.kind != "asked"]
     if unsupported:
         spans = ", ".join(_escaped(defuse_mentions(claim.span), 80) for claim in unsupported[:8])
         lines.append(f"-# ⚠ not in the sources: {spans}")

@@ -150,7 +150,8 @@ class Claim:
 
     span: str
     # "number" or "name" (of the answer), or "topic": a name the question asks about that the passage behind
-    # the answer never mentions.
+    # the answer never mentions, or "asked": the kind of answer the question asks for ("a duration") when the
+    # answer's numbers are all of another kind.
     kind: str
     supported: bool
     passage_id: int | None = None

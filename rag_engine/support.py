@@ -73,6 +73,8 @@ _TITLE_ABBREVIATIONS = frozenset({"st", "dr", "mr", "mrs", "ms", "prof", "mt", "
 _TITLES = _TITLE_ABBREVIATIONS | frozenset(
     "sir saint president king queen prince princess lord lady pope professor senator governor mount".split()  # noqa: SIM905
 )
+# Unit names written capitalised that a passage may write as a symbol instead ("°C", "°F", "K").
+_UNIT_NAMES = frozenset({"celsius", "fahrenheit", "kelvin", "centigrade", "scoville"})
 _INITIALS = re.compile(r"[A-Z](?:\.[A-Z])*")
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 # What the checker skips back over to find whether a token opens a sentence.
@@ -164,8 +166,20 @@ def grounding_verdict(claims: Sequence[Claim], evidence: Sentence | None, refuse
 
 def question_focus(question: str) -> list[str]:
     """The names the question asks about ("Los Angeles", "India", "WHO"): an answer taken from passages that
-    never mention them most likely answers another question (the London figure for a Los Angeles question)."""
-    return [found.span for found in _names(question)]
+    never mention them most likely answers another question (the London figure for a Los Angeles question).
+
+    Not names here: a single word opening the question ("Roughly how many…", "Up to what…": questions open with
+    adverbs and prepositions, rarely with their subject), and unit names ("in degrees Celsius": a passage
+    writes "°C")."""
+    focus = []
+    for found in _names(question):
+        words = _WORD.findall(found.span)
+        if len(words) == 1 and not _is_acronym(words[0]) and _opens_sentence(question, found.start):
+            continue
+        if all(word.lower() in _UNIT_NAMES for word in words):
+            continue
+        focus.append(found.span)
+    return focus
 
 
 def unmentioned(focus: Sequence[str], text: str) -> list[str]:
@@ -228,7 +242,11 @@ class _Lookup:
         return held[-1] and 2 * sum(held) >= len(held)
 
     def has(self, word: str) -> bool:
-        return word in self.exact if _is_acronym(word) else word.lower() in self.lower
+        if _is_acronym(word):
+            return word in self.exact
+        lower = word.lower()
+        # A plural finds its singular and back ("Nobel Prizes" / "Nobel Prize").
+        return lower in self.lower or lower.removesuffix("s") in self.lower or lower + "s" in self.lower
 
 
 def _claims(answer: str, question: str) -> list[_Found]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rag_engine.answer_type import answer_type_mismatch
 from rag_engine.prompt import ContextBlock
 from rag_engine.records import Claim, Passage, Sentence
 from rag_engine.support import (
@@ -58,7 +59,8 @@ def check_answer(
     documents the answer came from: the evidence sentence's and those holding its supported claims
     (`passages`: passage id → its whole document's text; the block's text when absent). A name they do not
     mention becomes an unsupported claim of kind "topic", and the answer is "unsupported": a number that is
-    in the sources but about something else is not an answer."""
+    in the sources but about something else is not an answer. Likewise an answer whose numbers are all of
+    another kind than the question asks for (`answer_type.py`) gets an unsupported claim of kind "asked"."""
     refused = is_refusal(answer)
     if refused:
         return CheckedAnswer((), None, grounding_verdict((), None, True), True)
@@ -74,5 +76,10 @@ def check_answer(
     around = "\n".join(dict.fromkeys(texts.values())) if texts else "\n".join(block.text for block in blocks)
     missing = unmentioned(question_focus(question), around)
     claims += [Claim(name, "topic", False) for name in missing]
-    verdict = "unsupported" if missing else grounding_verdict(claims, evidence, False)
+    # An answer of another kind than the one asked for (a pressure for "how many minutes") answers another
+    # question, however well its numbers are sourced.
+    mismatch = answer_type_mismatch(question, answer)
+    if mismatch is not None:
+        claims.append(Claim(mismatch.describe(), "asked", False))
+    verdict = "unsupported" if missing or mismatch else grounding_verdict(claims, evidence, False)
     return CheckedAnswer(tuple(claims), evidence, verdict, False)

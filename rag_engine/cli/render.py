@@ -52,12 +52,13 @@ def check(answer: Answer) -> str:
     if answer.grounding == "refused":
         return "Check: the model found no answer in the passages it was given."
     lines = []
-    unsupported = answer.unsupported
+    unsupported = [claim for claim in answer.unsupported if claim.kind != "asked"]
     if answer.grounding == "unsupported":
         lines.append("⚠ Nothing in the sources supports this answer: do not rely on it.")
+    lines += [f"⚠ the question asks for {claim.span}" for claim in answer.unsupported if claim.kind == "asked"]
     if unsupported:
         lines.append("⚠ not in the sources: " + ", ".join(claim.span for claim in unsupported))
-    elif answer.support:
+    elif answer.support and answer.grounding != "unsupported":
         lines.append("✓ every number and name in the answer is in the sources")
     if answer.evidence is not None:
         evidence = answer.evidence

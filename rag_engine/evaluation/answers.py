@@ -7,8 +7,9 @@ files) or "unanswerable" (on-topic, but no document holds the answer: the right 
 Three columns per question:
 - **RAG**: the engine's answer, as a user gets it (retrieval, threshold, evidence selection, support check);
 - **no RAG**: the model's weights alone;
-- **oracle**: the gold file's best passage (each gold file's, for two-document questions) handed to the model as
-  the only context: what generation does when retrieval is perfect. RAG < oracle means retrieval lost it;
+- **oracle**: the gold file's passage that holds the answer (the one with most of the key; each gold file's, for
+  two-document questions) handed to the model as the only context: what generation does when retrieval is
+  perfect. RAG < oracle means retrieval lost it;
   oracle wrong means the model cannot read it.
 
 Right = every key occurs in the answer as whole tokens (case-insensitive; "1,000" = "1000", "three" = "3"), and
@@ -31,7 +32,7 @@ import re
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,14 +161,31 @@ def why_wrong(answer: Answer, item: DomainQuestion, column: Column) -> str:
     return "refused" if column.refused else "not used"
 
 
-def gold_passages(engine: Engine, question: str, domain: str, files: Sequence[str]) -> list[Hit]:
-    """The passage of each gold file nearest to the question (searching the whole domain)."""
+def key_share(key: Sequence[str]) -> Callable[[str], float]:
+    """How much of `key` a passage holds (the share of its phrases): how the oracle finds the gold passage."""
+
+    def share(text: str) -> float:
+        return sum(contains_key(text, [phrase]) for phrase in key) / len(key) if key else 0.0
+
+    return share
+
+
+def gold_passages(
+    engine: Engine,
+    question: str,
+    domain: str,
+    files: Sequence[str],
+    holds: Callable[[str], float] | None = None,
+) -> list[Hit]:
+    """Each gold file's passage for the oracle column: the one holding most of the answer (`holds` scores a
+    passage's text), nearest to the question among equals; the nearest one when `holds` is not given."""
     everything = engine.retrieve(question, domain, engine.domain_stats(domain).passages or 1, "dense")
     best: list[Hit] = []
     for name in files:
-        hit = next((hit for hit in everything if hit.passage.path == name), None)
-        if hit is not None:
-            best.append(hit)
+        candidates = [hit for hit in everything if hit.passage.path == name]  # nearest first
+        if candidates:
+            score = holds or (lambda _text: 0.0)
+            best.append(max(candidates, key=lambda hit: (score(hit.passage.text), -hit.distance)))
     return best
 
 
@@ -187,7 +205,7 @@ def evaluate_answers(
         if "norag" in columns:
             answers["norag"] = score(engine.answer(item.question, domain, use_rag=False), item)
         if "oracle" in columns and item.answerable:
-            passages = gold_passages(engine, item.question, domain, item.sources)
+            passages = gold_passages(engine, item.question, domain, item.sources, key_share(item.key))
             if len(passages) == len(item.sources):
                 answers["oracle"] = score(engine.answer_from(item.question, passages, domain), item)
         nearest = min((hit.distance for hit in rag.hits), default=None)

@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -212,11 +213,14 @@ class QaResult:
     norag_contains: float
     hit: bool
     covered: bool
-    # The gold paragraph's best passage as the only context (None when the oracle column was not asked).
+    # The gold paragraph's passage holding the answer as the only context (None when not asked).
     oracle_answer: str | None = None
     oracle_f1: float = 0.0
     oracle_contains: float = 0.0
     rag_seconds: float = 0.0
+    # The support check's verdict on the RAG answer ("grounded", "unsupported", …): SQuAD has no unanswerable
+    # question, so an answer that holds the gold answer and is flagged measures the check's false alarms.
+    rag_grounding: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -237,6 +241,7 @@ class QaResult:
             "oracle.f1": self.oracle_f1,
             "oracle.contains": self.oracle_contains,
             "rag.seconds": round(self.rag_seconds, 3),
+            "rag.grounding": self.rag_grounding,
         }
 
 
@@ -273,6 +278,8 @@ class QaReport:
             "oracle.f1": self._mean(lambda r: r.oracle_f1) if self.oracle else None,
             "oracle.contains": self._mean(lambda r: r.oracle_contains) if self.oracle else None,
             "hit@k": self._mean(lambda r: float(r.hit)),
+            "rag.flagged": self._mean(lambda r: float(r.rag_grounding == "unsupported")),
+            "rag.flagged_right": self._mean(lambda r: float(r.rag_grounding == "unsupported" and r.rag_contains > 0)),
             "rag.covered": self._mean(lambda r: float(r.covered)),
             "rag.seconds.p50": round(statistics.median(r.rag_seconds for r in self.results), 3)
             if self.results
@@ -312,7 +319,9 @@ def evaluate_squad(
         gold_path = squad.paragraphs[item.paragraph].path
         oracle_text: str | None = None
         if oracle:
-            passages = gold_passages(engine, item.question, domain, [gold_path])
+            passages = gold_passages(
+                engine, item.question, domain, [gold_path], partial(contains_answer, gold_answers=item.answers)
+            )
             oracle_text = engine.answer_from(item.question, passages, domain).text if passages else ""
         results.append(
             QaResult(
@@ -331,6 +340,7 @@ def evaluate_squad(
                 oracle_f1=f1_score(oracle_text, item.answers) if oracle_text is not None else 0.0,
                 oracle_contains=contains_answer(oracle_text, item.answers) if oracle_text is not None else 0.0,
                 rag_seconds=rag.timings.get("total", 0.0),
+                rag_grounding=rag.grounding,
             )
         )
         if progress:
@@ -428,6 +438,8 @@ def render_report(report: QaReport) -> str:
                 else []
             ),
             f"retrieval hit@{report.k}: {numbers['hit@k']:.1%} (covered: {numbers['rag.covered']:.1%})",
+            f"flagged by the support check: {numbers['rag.flagged']:.1%} of RAG answers "
+            f"({numbers['rag.flagged_right']:.1%} that hold the gold answer)",
             f"{report.seconds:.0f} s, {numbers['seconds_per_question']:.2f} s per question",
         ]
     )

@@ -377,3 +377,16 @@ def test_a_number_written_as_a_word_in_the_passage_supports_its_digits() -> None
     assert claim.span == "3" and claim.supported
     [claim] = check_support("It worked for 4 weeks.", "How long did the cable work?", [cable])
     assert not claim.supported
+
+
+def test_question_focus_skips_an_opening_adverb_and_unit_names() -> None:
+    assert question_focus("Roughly how many copies of Gutenberg's Bible were printed?") == ["Gutenberg's Bible"]
+    assert question_focus("Up to what PM2.5 level is a day rated Good by the EPA?") == ["PM2.5", "Good", "EPA"]
+    assert question_focus("In degrees Celsius, how hot does a canner get?") == []
+    # An acronym opening the question is still its subject.
+    assert question_focus("WHO guidelines say what?") == ["WHO"]
+
+
+def test_a_plural_name_is_found_in_its_singular() -> None:
+    assert unmentioned(["Nobel Prizes"], "He shared the 1945 Nobel Prize in Physiology.") == []
+    assert unmentioned(["Nobel Prize"], "Both Nobel Prizes went to the team.") == []

@@ -79,3 +79,19 @@ def test_the_prompt_carries_the_sentences_nearest_the_question(config: Config) -
     assert "Agatha Plimm first described the zorblat in 1887." in generator.prompts[-1]
     # Every sentence in the prompt names where it stands, as file:line.
     assert "zorblat.md:" in generator.prompts[-1]
+
+
+def test_an_answer_of_another_kind_than_asked_is_flagged_on_every_surface(config: Config) -> None:
+    # "1887" is in the sources, but a year is no answer to "how heavy".
+    answer = engine_saying(config, "1887").answer("How heavy is an adult zorblat, in kilograms?", "zoology")
+    assert answer.grounding == "unsupported"
+    asked = [claim for claim in answer.unsupported if claim.kind == "asked"]
+    assert asked and asked[0].span.startswith("a weight")
+    assert "⚠ the question asks for a weight" in render.check(answer)
+    assert "⚠ the question asks for a weight" in answer_content(answer, "", label="RAG answer")
+    assert {"span": asked[0].span, "kind": "asked", "supported": False, "passage": None} in answer.to_dict()["support"]
+    # The right kind from the same sources stands.
+    right = engine_saying(config, "About 14 kilograms.").answer(
+        "How heavy is an adult zorblat, in kilograms?", "zoology"
+    )
+    assert right.grounding == "grounded"
