@@ -23,26 +23,51 @@ log = logging.getLogger("bot")
 EXIT_USAGE = 2
 
 
+REDACTED = "[redacted]"
+# Formats tracebacks the way logging.Formatter does by default, so a redacted one reads like any other.
+_TRACEBACKS = logging.Formatter()
+
+
 class RedactSecret(logging.Filter):
-    """Replaces a secret wherever it would appear in a log record (message or arguments)."""
+    """Replaces a secret wherever it would appear in a log record: the message, its arguments, the traceback
+    of an attached exception (its text often quotes a request, a header, a URL) and the stack info.
+
+    The record leaves with the secret-free text already formatted: `msg` with `args` merged in, the traceback
+    in `exc_text` (which formatters use instead of formatting `exc_info` again) and `exc_info` dropped, so no
+    later handler or formatter can render the original exception again.
+    """
 
     def __init__(self, secret: str) -> None:
         super().__init__()
         self._secret = secret
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secret:
+        if not self._secret:
+            return True
+        try:
             message = record.getMessage()
-            if self._secret in message:
-                record.msg = message.replace(self._secret, "[token]")
-                record.args = None
+        except Exception:  # bad %-arguments: logging would report it itself; show the parts, redacted
+            message = f"{record.msg!r} % {record.args!r}"
+        record.msg, record.args = self._redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._redact(record.stack_info)
         return True
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret, REDACTED)
 
 
 def configure_logging(verbose: bool, secret: str) -> None:
+    """One stderr handler on the root logger, with the token (`secret`) redacted from everything it writes."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    # On the handler, so records of every logger (discord.py's included) pass through it.
+    # On the handler, not a logger: a logger's filters only see records logged on that very logger, while
+    # every record that reaches the root handler (discord.py's included) passes the handler's filters.
     handler.addFilter(RedactSecret(secret))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -4,7 +4,9 @@ Resources (engine, queue, cooldowns, channel domains) are created by the caller 
 build the bot over fake models and a temporary knowledge folder. On start it registers its slash commands only
 when their definition changed since the last registration (a hash under the data directory), and starts the
 knowledge watcher, whose updates wake anyone waiting for a domain to change (an upload waiting to become
-searchable). Commands themselves live in `bot/cogs/`.
+searchable). Before it connects, it finishes the answers a previous run left in flight (recorded in the
+store by `bot.answering.queued`): each such message gets "interrupted by a restart" instead of sitting at
+"In the queue" or half streamed forever. Commands themselves live in `bot/cogs/`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +28,7 @@ from bot.cogs import report_error
 from bot.cooldown import Cooldowns
 from bot.jobs import GenerationQueue
 from bot.knowledge_events import UpdateFeed, start_watching
-from bot.store import DomainStore, parse_guild_domains
+from bot.store import DomainStore, InFlight, parse_guild_domains
 from rag_engine.config import Config
 from rag_engine.engine import Engine
 from rag_engine.pipeline import AttentionSource
@@ -33,6 +36,10 @@ from rag_engine.records import IndexUpdate
 from rag_engine.watcher import KnowledgeWatcher
 
 log = logging.getLogger(__name__)
+
+INTERRUPTED_NOTE = "⚠️ Interrupted by a restart of the bot before this answer was finished. Please ask again."
+# A recorded interaction whose token expires sooner than this is left alone: the edit would arrive too late.
+TOKEN_SAFETY_SECONDS = 5.0
 
 COGS = ("bot.cogs.ask", "bot.cogs.domain", "bot.cogs.knowledge", "bot.cogs.pipeline", "bot.cogs.eval", "bot.cogs.help")
 
@@ -69,7 +76,7 @@ class RagBot(commands.Bot):
         self.config = config
         self.engine = engine
         self.tree.on_error = report_error  # type: ignore[method-assign]  # the one error boundary for commands
-        self.queue = GenerationQueue()
+        self.queue = GenerationQueue(config.bot.max_queued_per_user, config.bot.max_queue_length)
         self.cooldowns = Cooldowns(config.bot.cooldown_burst, config.bot.cooldown_seconds)
         self.state_dir = Path(config.paths.data_dir) / "bot"
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +92,8 @@ class RagBot(commands.Bot):
     async def setup_hook(self) -> None:
         for name in COGS:
             await self.load_extension(name)
+        # Logged in, not yet connected: REST works, and no new answer can be recorded before the old ones go.
+        await self.finish_interrupted_answers()
         await self.queue.start()
         await self.sync_commands_if_changed()
         if self._watch:
@@ -99,6 +108,38 @@ class RagBot(commands.Bot):
         await self.queue.stop()
         await super().close()
         self.domains.close()
+
+    async def finish_interrupted_answers(self) -> int:
+        """Edit every answer a previous run left in flight to say it was interrupted, then forget them all.
+        Returns how many messages were edited; failures (deleted message, expired token) are logged, not raised."""
+        leftovers = await asyncio.to_thread(self.domains.in_flight)
+        edited = 0
+        for where in leftovers.values():
+            try:
+                edited += await self._mark_interrupted(where)
+            except discord.HTTPException as exc:
+                log.warning("could not mark an interrupted answer: %s", exc)
+        await asyncio.to_thread(self.domains.remove_in_flight, list(leftovers))
+        if leftovers:
+            log.info("finished %d of %d answers interrupted by the last restart", edited, len(leftovers))
+        return edited
+
+    async def _mark_interrupted(self, where: InFlight) -> bool:
+        nobody = discord.AllowedMentions.none()
+        if where.interaction_token is not None and where.application_id is not None:
+            if where.token_expires_at is None or where.token_expires_at - TOKEN_SAFETY_SECONDS <= time.time():
+                return False
+            webhook = discord.Webhook.partial(where.application_id, where.interaction_token, client=self)
+            # "@original" is Discord's name for an interaction's first response in the webhook message routes;
+            # discord.py puts the id into the path as given.
+            original: Any = "@original"
+            await webhook.edit_message(original, content=INTERRUPTED_NOTE, allowed_mentions=nobody)
+            return True
+        if where.channel_id is not None and where.message_id is not None:
+            message = self.get_partial_messageable(where.channel_id).get_partial_message(where.message_id)
+            await message.edit(content=INTERRUPTED_NOTE, allowed_mentions=nobody)
+            return True
+        return False
 
     async def sync_commands_if_changed(self) -> bool:
         """Register the slash commands with Discord when their definition differs from the last registration."""

@@ -7,7 +7,14 @@ every question goes through `GenerationQueue.submit`. The worker runs one job at
 Position changes are reported through the ticket's optional `on_position` callback so a waiting user can see
 "You are #2 in the queue".
 
-Not here: what a job does (the cogs build the engine call), cooldowns (`bot.cooldown`), message editing.
+Floods: the queue is bounded per user and in total; `check_room` (and `submit`) refuse a job over a bound with
+`QueueFullError`, which carries an estimate of when a place frees up, from a running median of measured job
+durations. A job may carry a deadline (the moment its Discord interaction token becomes useless, in epoch
+seconds): the worker drops a job that could not finish before it, rather than generate an answer nobody can
+be shown, and fails its ticket with `JobExpiredError`.
+
+Not here: what a job does (the cogs build the engine call), cooldowns (`bot.cooldown`), message editing, the
+words a refused user reads (`bot.answering`).
 """
 
 from __future__ import annotations
@@ -15,15 +22,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import statistics
+import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
+
+from rag_engine.errors import RagError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 PositionCallback = Callable[[int], Awaitable[None]]
+
+# How many recent job durations the running median looks at: enough to ignore one slow /eval, few enough to
+# follow a machine that got busier.
+DURATION_SAMPLES = 31
+# The per-job estimate before any job has been timed (a short answer on a CPU takes a few seconds).
+INITIAL_JOB_SECONDS = 5.0
+
+
+class QueueFullError(RagError):
+    """A job over the queue's bound (this user's, or the total): refused before it waits at all."""
+
+    def __init__(self, wait_seconds: float, *, per_user: bool, limit: int) -> None:
+        self.wait_seconds = wait_seconds
+        self.per_user = per_user
+        self.limit = limit
+        full = f"you already have {limit} jobs in the queue" if per_user else f"the queue is full ({limit} jobs)"
+        super().__init__(f"{full}; try again in {math.ceil(wait_seconds)} s")
+
+
+class JobExpiredError(RagError):
+    """A job whose deadline would pass before it could finish; dropped before it ran."""
+
+    def __init__(self) -> None:
+        super().__init__("this question waited too long in the queue to be answered; please ask again")
 
 
 class Ticket(Generic[T]):
@@ -35,10 +71,16 @@ class Ticket(Generic[T]):
         work: Callable[[], T],
         on_position: PositionCallback | None,
         position: int,
+        user_id: int | None = None,
+        deadline: float | None = None,
     ) -> None:
         self._queue = queue
         self._work = work
         self._on_position = on_position
+        # Who asked (for the per-user bound; None counts for nobody) and by when, in the queue's clock
+        # (epoch seconds), the job must have finished to be of any use (None: no deadline).
+        self.user_id = user_id
+        self.deadline = deadline
         self._future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         # Jobs ahead of this one, the running one included; 0 = running (or about to run on an idle queue).
         self.position = position
@@ -104,9 +146,31 @@ class Ticket(Generic[T]):
 
 
 class GenerationQueue:
-    """A FIFO of blocking jobs; one worker task runs them one at a time in a thread."""
+    """A FIFO of blocking jobs; one worker task runs them one at a time in a thread.
 
-    def __init__(self) -> None:
+    `max_per_user` and `max_length` bound the jobs (waiting or running) of one user and of everyone; None is
+    unbounded. `clock` is the time deadlines are in (epoch seconds, like Discord's timestamps), `timer` what
+    job durations are measured with; tests pass fake ones.
+    """
+
+    def __init__(
+        self,
+        max_per_user: int | None = None,
+        max_length: int | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
+        initial_job_seconds: float = INITIAL_JOB_SECONDS,
+    ) -> None:
+        if (max_per_user is not None and max_per_user < 1) or (max_length is not None and max_length < 1):
+            raise ValueError("queue bounds must be at least 1")
+        self.max_per_user = max_per_user
+        self.max_length = max_length
+        self._clock = clock
+        self._timer = timer
+        self._initial_job_seconds = initial_job_seconds
+        self._durations: deque[float] = deque(maxlen=DURATION_SAMPLES)
+        self._current_started = 0.0
         # Any: the queue holds tickets of every result type and never looks at their values.
         self._waiting: deque[Ticket[Any]] = deque()
         self._current: Ticket[Any] | None = None
@@ -124,6 +188,35 @@ class GenerationQueue:
     def running(self) -> bool:
         """True while a job is executing in its thread."""
         return self._current is not None
+
+    @property
+    def measured_job_seconds(self) -> float | None:
+        """The median duration of the recent jobs that ran to the end; None before the first one."""
+        return statistics.median(self._durations) if self._durations else None
+
+    @property
+    def job_seconds(self) -> float:
+        """The estimate for one job: the measured median, or the initial guess before anything was timed."""
+        measured = self.measured_job_seconds
+        return self._initial_job_seconds if measured is None else measured
+
+    def jobs_of(self, user_id: int) -> int:
+        """How many jobs of this user are waiting or running."""
+        return sum(1 for ticket in self._line() if ticket.user_id == user_id)
+
+    def check_room(self, user_id: int | None = None) -> None:
+        """Raise `QueueFullError` if one more job of `user_id` would go over a bound; otherwise do nothing.
+
+        The estimate is when the first place opens: for the user's bound, when their earliest job finishes;
+        for the total, when the running job does.
+        """
+        line = list(self._line())
+        if user_id is not None and self.max_per_user is not None:
+            mine = [index for index, ticket in enumerate(line) if ticket.user_id == user_id]
+            if len(mine) >= self.max_per_user:
+                raise QueueFullError(self._finished_in(mine[0]), per_user=True, limit=self.max_per_user)
+        if self.max_length is not None and len(line) >= self.max_length:
+            raise QueueFullError(self._finished_in(0), per_user=False, limit=self.max_length)
 
     async def start(self) -> None:
         """Start the worker task (once)."""
@@ -151,12 +244,24 @@ class GenerationQueue:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def submit(self, work: Callable[[], T], on_position: PositionCallback | None = None) -> Ticket[T]:
+    def submit(
+        self,
+        work: Callable[[], T],
+        on_position: PositionCallback | None = None,
+        *,
+        user_id: int | None = None,
+        deadline: float | None = None,
+    ) -> Ticket[T]:
         """Queue a blocking function; `on_position(n)` is awaited (in its own task) on every position change,
-        including once right away when the job has to wait."""
+        including once right away when the job has to wait.
+
+        Raises `QueueFullError` over a bound (see `check_room`). A job with a `deadline` (epoch seconds) that it
+        could not finish by when its turn comes is dropped; its ticket raises `JobExpiredError`.
+        """
         if self._stopped:
             raise RuntimeError("the generation queue is stopped")
-        ticket: Ticket[T] = Ticket(self, work, on_position, position=len(self))
+        self.check_room(user_id)
+        ticket: Ticket[T] = Ticket(self, work, on_position, position=len(self), user_id=user_id, deadline=deadline)
         self._waiting.append(ticket)
         self._wake.set()
         if ticket.position > 0:
@@ -164,6 +269,29 @@ class GenerationQueue:
         return ticket
 
     # -- internals ------------------------------------------------------------------------------------------
+    def _line(self) -> Iterator[Ticket[Any]]:
+        """Every job in the queue in order, the running one first."""
+        if self._current is not None:
+            yield self._current
+        yield from self._waiting
+
+    def _finished_in(self, index: int) -> float:
+        """Estimated seconds until the job at `index` of `_line()` is done (at least 1: never "in 0 s")."""
+        per_job = self.job_seconds
+        if self._current is None:
+            seconds = (index + 1) * per_job
+        else:
+            # The running job has already used part of its time; one that overruns the median ends "any moment".
+            left = max(0.0, per_job - (self._timer() - self._current_started))
+            seconds = left + index * per_job
+        return max(1.0, seconds)
+
+    def _too_late(self, ticket: Ticket[Any]) -> bool:
+        """True if the job could not finish before its deadline (by the measured median; unmeasured: 0 s)."""
+        if ticket.deadline is None:
+            return False
+        return self._clock() + (self.measured_job_seconds or 0.0) > ticket.deadline
+
     def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -188,7 +316,15 @@ class GenerationQueue:
                 self._wake.clear()
                 await self._wake.wait()
             ticket = self._waiting.popleft()
+            if self._too_late(ticket):
+                # Nobody could be shown the answer (Discord refuses edits after the token expires): skip the
+                # work; the caller tells the user while it still can.
+                log.info("dropped a queued job past its deadline (user %s)", ticket.user_id)
+                ticket._future.set_exception(JobExpiredError())
+                self._reposition()
+                continue
             self._current = ticket
+            self._current_started = self._timer()
             ticket._start()
             self._reposition()
             try:
@@ -197,6 +333,9 @@ class GenerationQueue:
                 if not ticket.done:
                     ticket._future.set_exception(exc)
             else:
+                # Only jobs that ran to the end are timed: a failure is usually quick and says nothing about
+                # how long the next answer takes.
+                self._durations.append(max(0.0, self._timer() - self._current_started))
                 if not ticket.done:
                     ticket._future.set_result(value)
             finally:

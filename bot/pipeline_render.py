@@ -14,6 +14,7 @@ import discord
 
 from bot.render import truncate
 from rag_engine.pipeline import PipelineView
+from rag_engine.safe_names import display_name
 
 # Leaves room under Discord's 6000-character total for titles and footers.
 TABLE_ROWS = 12
@@ -45,7 +46,7 @@ def pipeline_message(
         )
         for example in docs.examples:
             step1.add_field(
-                name=truncate(f"{example.domain}/{example.path} {example.span}", 250),
+                name=truncate(f"{example.domain}/{display_name(example.path)} {example.span}", 250),
                 value=truncate(example.text, EXAMPLE_CHARS) or "…",
                 inline=False,
             )

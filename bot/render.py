@@ -21,6 +21,7 @@ import discord
 from discord.utils import escape_markdown
 
 from rag_engine.records import Answer, AnswerToken, DomainStats, Hit
+from rag_engine.safe_names import display_name
 
 MESSAGE_LIMIT = 2000
 EMBED_TITLE_LIMIT = 256
@@ -189,7 +190,7 @@ def not_covered_note(answer: Answer) -> str:
     """Why nothing was generated when retrieval found nothing close enough; "" for a covered answer."""
     if answer.covered:
         return ""
-    where = f"the **{_escaped(answer.domain, 100)}** documents" if answer.domain else "the documents"
+    where = f"the **{_escaped(display_name(answer.domain), 100)}** documents" if answer.domain else "the documents"
     if answer.hits:
         nearest = min(hit.distance for hit in answer.hits)
         reason = (
@@ -220,7 +221,7 @@ def check_note(answer: Answer) -> str:
         lines.append(f"-# ⚠ not in the sources: {spans}")
     if answer.evidence is not None:
         evidence = answer.evidence
-        where = f"{evidence.domain}/{evidence.where}" if evidence.domain else evidence.where
+        where = display_name(f"{evidence.domain}/{evidence.where}" if evidence.domain else evidence.where)
         quote = _escaped(defuse_mentions(snippet(evidence.text, 300)), 400)
         lines.append(f"-# Evidence ({_escaped(where, 150)}): “{quote}”")
     return "\n".join(lines)
@@ -245,7 +246,8 @@ def hit_use(hit: Hit, max_distance: float) -> str:
 
 
 def _location(hit: Hit) -> str:
-    path = f"{hit.domain}/{hit.passage.path}" if hit.domain else hit.passage.path
+    # Names are shown escaped: a control character or a byte that is not UTF-8 in a file name stays visible text.
+    path = display_name(f"{hit.domain}/{hit.passage.path}" if hit.domain else hit.passage.path)
     return f"{path} {hit.passage.span}"
 
 
@@ -328,7 +330,7 @@ def status_embed(stats: Sequence[DomainStats]) -> discord.Embed:
     fixed = len(embed.title or "") + len(description) + len(footer) + (len(more) + 1 if more else 0)
     budget = (EMBED_TOTAL_LIMIT - fixed) // max(1, len(shown))
     for item in shown:
-        name = truncate(defuse_mentions(item.domain), min(EMBED_FIELD_NAME_LIMIT, 100))
+        name = truncate(defuse_mentions(display_name(item.domain)), min(EMBED_FIELD_NAME_LIMIT, 100))
         limit = min(EMBED_FIELD_VALUE_LIMIT, budget - len(name))
         embed.add_field(name=name, value=_domain_value(item, limit), inline=False)
     if more:
@@ -349,7 +351,8 @@ def _domain_value(item: DomainStats, limit: int) -> str:
     ordered = sorted(item.skipped, key=lambda s: not s.failed)
     for index, entry in enumerate(ordered):
         kind = "failed" if entry.failed else "skipped"
-        line = f"\n• {kind} `{_code(truncate(entry.path, 60))}`: {truncate(entry.reason, 80)}"
+        path, reason = display_name(entry.path), display_name(entry.reason)
+        line = f"\n• {kind} `{_code(truncate(path, 60))}`: {truncate(reason, 80)}"
         rest = len(ordered) - index
         tail = f"\n… and {rest - 1} more" if rest > 1 else ""
         if len(value) + len(defuse_mentions(line)) + len(tail) > limit:

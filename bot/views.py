@@ -1,17 +1,20 @@
 """The buttons under an answer: "Answer without RAG", "Show pipeline", "More sources" (and the source pager).
 
 Each view holds the `Answer` it was made for, so a click shows exactly what happened for that question.
-Answering again without RAG goes through the same queue and streaming as `/norag`. Formatting is `render.py`'s.
+Answering again without RAG goes through the same queue and streaming as `/norag`; both expensive buttons
+(that one and "Show pipeline") pass the same admission check as `/ask` (`bot.cogs.admit`), and their errors
+reach the same error boundary as commands (`bot.cogs.report_error`). Formatting is `render.py`'s.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot import render
-from bot.answering import cooldown_note, final_content, stream_answer
+from bot.answering import Asker, final_content, stream_answer
+from bot.cogs import admit, report_error
 from rag_engine.records import Answer
 
 if TYPE_CHECKING:
@@ -33,16 +36,15 @@ class AnswerView(discord.ui.View):
 
     @discord.ui.button(label="Answer without RAG", style=discord.ButtonStyle.secondary, custom_id="ragscope:norag")
     async def without_rag(self, interaction: discord.Interaction, button: discord.ui.Button[AnswerView]) -> None:
-        wait = self.bot.cooldowns.check(interaction.user.id)
-        if wait > 0:
-            await interaction.response.send_message(cooldown_note(wait), ephemeral=True)
+        if not await admit(interaction):
             return
         await interaction.response.defer(thinking=True)
 
         async def edit(text: str) -> None:
             await interaction.edit_original_response(content=text)
 
-        answer = await stream_answer(self.bot, self.answer.question, self.answer.domain, None, False, edit)
+        asker = Asker.of_interaction(interaction)
+        answer = await stream_answer(self.bot, self.answer.question, self.answer.domain, None, False, edit, asker=asker)
         parts = final_content(answer)
         await interaction.edit_original_response(content=parts[0])
         for part in parts[1:]:
@@ -52,9 +54,15 @@ class AnswerView(discord.ui.View):
     async def pipeline(self, interaction: discord.Interaction, button: discord.ui.Button[AnswerView]) -> None:
         from bot.cogs.pipeline import pipeline_for
 
+        if not await admit(interaction):
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        content, embeds, files = await pipeline_for(self.bot, self.answer)
+        content, embeds, files = await pipeline_for(self.bot, self.answer, Asker.of_interaction(interaction))
         await interaction.followup.send(content, embeds=embeds, files=files, ephemeral=True)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any]) -> None:
+        # discord.py's default only logs: the user would be left with a "thinking" message forever.
+        await report_error(interaction, error)
 
     @discord.ui.button(label="More sources", style=discord.ButtonStyle.secondary, custom_id="ragscope:sources")
     async def more_sources(self, interaction: discord.Interaction, button: discord.ui.Button[AnswerView]) -> None:

@@ -3,7 +3,8 @@
 Whole paragraphs are packed together while they fit; a paragraph that is too long is cut into sentences, and a
 sentence that is still too long into words. Consecutive passages share up to `chunk_overlap_chars` of trailing
 sentences/paragraphs so that a fact on a boundary is found from both sides. Every passage keeps its source
-path and line (or page) span. Embedding is not done here.
+path and line (or page) span. The work is linear in the document's length: lengths are kept as running sums,
+never re-measured by joining what is already packed. Embedding is not done here.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ class _Unit:
 
 def passage_id(path: str, line_start: int, text: str) -> int:
     """Stable 63-bit id (FAISS ids are signed int64) from where a passage is and what it says."""
-    digest = hashlib.sha256(f"{path}\0{line_start}\0{text}".encode()).digest()
+    # surrogatepass: a path from a file name that is not UTF-8 holds lone surrogates (Python's surrogateescape);
+    # it still gets an id, and every valid path and text encodes exactly as before.
+    digest = hashlib.sha256(f"{path}\0{line_start}\0{text}".encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") >> 1
 
 
@@ -42,22 +45,23 @@ def split_sentences(text: str) -> list[str]:
 
 def _split_words(text: str, size: int) -> list[str]:
     pieces: list[str] = []
-    current = ""
+    words: list[str] = []
+    length = 0  # len(" ".join(words))
     for word in text.split():
-        while len(word) > size:  # a "word" longer than a passage (a URL, a hash): hard cut
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(word[:size])
-            word = word[size:]
-        candidate = f"{current} {word}" if current else word
-        if len(candidate) > size and current:
-            pieces.append(current)
-            current = word
-        else:
-            current = candidate
-    if current:
-        pieces.append(current)
+        if len(word) > size:  # a "word" longer than a passage (a URL, a hash): hard cuts
+            if words:
+                pieces.append(" ".join(words))
+                words, length = [], 0
+            cuts = [word[at : at + size] for at in range(0, len(word), size)]
+            pieces.extend(cuts[:-1])
+            word = cuts[-1]
+        if words and length + 1 + len(word) > size:
+            pieces.append(" ".join(words))
+            words, length = [], 0
+        length += len(word) + (1 if words else 0)
+        words.append(word)
+    if words:
+        pieces.append(" ".join(words))
     return pieces
 
 
@@ -77,6 +81,11 @@ def _units(blocks: tuple[Block, ...], size: int) -> list[_Unit]:
 
 def _joined(units: list[_Unit]) -> str:
     return "".join((u.joiner if i else "") + u.text for i, u in enumerate(units))
+
+
+def _joined_length(units: list[_Unit]) -> int:
+    """len(_joined(units)) without building the string."""
+    return sum(len(u.text) for u in units) + sum(len(u.joiner) for u in units[1:])
 
 
 def _make_passage(path: str, units: list[_Unit]) -> Passage:
@@ -100,10 +109,13 @@ def chunk(document: Document, config: ChunkingConfig) -> list[Passage]:
     size, overlap = config.chunk_size_chars, config.chunk_overlap_chars
     passages: list[Passage] = []
     current: list[_Unit] = []
+    length = 0  # len(_joined(current)), kept as a running sum
     for unit in _units(document.blocks, size):
-        if current and len(_joined([*current, unit])) > size:
+        if current and length + len(unit.joiner) + len(unit.text) > size:
             passages.append(_make_passage(document.path, current))
             current = _overlap_tail(current, overlap, unit, size)
+            length = _joined_length(current)
+        length += len(unit.text) + (len(unit.joiner) if current else 0)
         current.append(unit)
     if current:
         passages.append(_make_passage(document.path, current))
@@ -113,10 +125,14 @@ def chunk(document: Document, config: ChunkingConfig) -> list[Passage]:
 def _overlap_tail(emitted: list[_Unit], overlap: int, following: _Unit, size: int) -> list[_Unit]:
     """The trailing units of the passage just emitted that fit in `overlap` and still leave room for
     `following`; never the whole passage, so every passage adds something new."""
-    tail: list[_Unit] = []
+    tail: list[_Unit] = []  # in reverse order while it grows
+    length = 0  # len(_joined(tail in order))
     for unit in reversed(emitted[1:]):
-        candidate = [unit, *tail]
-        if len(_joined(candidate)) > overlap or len(_joined([*candidate, following])) > size:
+        # Putting `unit` first adds its text, and the joiner of the unit that was first so far.
+        candidate = length + len(unit.text) + (len(tail[-1].joiner) if tail else 0)
+        if candidate > overlap or candidate + len(following.joiner) + len(following.text) > size:
             break
-        tail = candidate
+        tail.append(unit)
+        length = candidate
+    tail.reverse()
     return tail

@@ -144,12 +144,18 @@ class BotConfig:
     allow_dms: bool = False
     # Channel ids (as strings) the bot answers in; empty = every channel it can see.
     allowed_channels: tuple[str, ...] = ()
-    # Members with Manage Server, or with one of these role names, may upload files and reindex.
+    # Members with Manage Server, or with one of these roles, may upload files and reindex. An entry of digits
+    # only is a role id (survives renaming), anything else a role name (exact, case-sensitive).
     knowledge_roles: tuple[str, ...] = ("Knowledge Editor",)
     max_upload_bytes: int = 5_000_000
     # Per user: a burst of this many questions, then one more every cooldown_seconds.
     cooldown_burst: int = 3
     cooldown_seconds: float = 10.0
+    # The generation queue's bounds: jobs (waiting or running) per user and in total. A question over either
+    # bound is refused at once with an estimate of when to try again, instead of waiting past Discord's
+    # 15-minute interaction token.
+    max_queued_per_user: int = 2
+    max_queue_length: int = 20
     # A streamed answer edits its message at most this often (Discord rate-limits edits).
     edit_interval_seconds: float = 1.0
     sources_per_page: int = 4
@@ -337,6 +343,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("bot.cooldown_burst must be >= 1; cooldown_seconds and edit_interval_seconds >= 0")
     if bot.sources_per_page < 1 or bot.max_upload_bytes < 1:
         raise ConfigError("bot.sources_per_page and bot.max_upload_bytes must be at least 1")
+    if bot.max_queued_per_user < 1 or bot.max_queue_length < bot.max_queued_per_user:
+        raise ConfigError("bot.max_queued_per_user must be at least 1 and bot.max_queue_length at least as large")
     for entry in bot.guild_domains:
         guild, _, domain = entry.partition("=")
         if not guild.strip().isdigit() or not domain.strip():

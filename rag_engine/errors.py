@@ -42,9 +42,24 @@ class DocumentReadError(DocumentError):
     reported as *failed* rather than *skipped*, and retried when the file changes."""
 
 
+class FileAccessError(DocumentReadError):
+    """The file is there but the operating system refuses to read it (permissions, an I/O error): unlike a
+    corrupt file, an indexed one keeps its last good passages until it can be read again."""
+
+
 class ModelError(RagError):
     """A model could not be found or loaded."""
 
 
 class IndexStoreError(RagError):
     """A stored index is unreadable or was made with other settings."""
+
+
+class KnowledgeFolderReadError(KnowledgeFolderError):
+    """The knowledge folder, a domain folder or one of its subfolders is there but cannot be listed (no
+    permission, an I/O error). A sync that meets one applies nothing: the last good index stays in use."""
+
+
+class SymlinkError(DocumentError):
+    """A symlink in the knowledge folder that is not followed: it leads outside the (resolved) knowledge folder,
+    nowhere, or round in a loop. Nothing behind it is read; the reason names the link."""

@@ -12,6 +12,7 @@ persisted and swapped is `knowledge.py`'s business.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,12 +26,13 @@ from rag_engine.chunking import chunk
 from rag_engine.config import Config
 from rag_engine.embed_cache import EmbeddingCache
 from rag_engine.embedding import Embedder
-from rag_engine.errors import DocumentError, DocumentReadError
+from rag_engine.errors import DocumentError, DocumentReadError, FileAccessError
 from rag_engine.index import FaissIndex, VectorIndex
 from rag_engine.lexical import Bm25Index
 from rag_engine.loading import load_document
 from rag_engine.records import DomainStats, IndexUpdate, Passage, SkippedFile
 from rag_engine.retrieval import SearchSpace
+from rag_engine.safe_names import display_name
 
 log = logging.getLogger(__name__)
 
@@ -127,21 +129,28 @@ def _read_changes(config: Config, domain: str, base: dict[str, FileRecord], scan
         was_indexed = prior is not None and prior.reason is None
         try:
             document = load_document(path, rel, config.loading)
+            touched = prior is not None and was_indexed and prior.content_hash == document.content_hash
+            passages = [] if touched else chunk(document, config.chunking)
         except DocumentError as exc:
             failed = isinstance(exc, DocumentReadError)
-            log.warning("%s %s/%s: %s", "failed" if failed else "skipped", domain, rel, exc)
-            changes.records[rel] = FileRecord(size, mtime_ns, reason=str(exc), failed=failed)
-            if prior is None or prior.reason != str(exc):  # a file that keeps failing the same way is old news
-                changes.failed += failed
-                changes.skipped += not failed
-            if prior is not None:
-                changes.old_ids.update(prior.passage_ids)
-                changes.changed += was_indexed
+            if isinstance(exc, FileAccessError) and was_indexed and os.path.lexists(path):
+                # An indexed file that turned unreadable (a chmod) keeps its last good passages, and its old
+                # stamp, so that it is tried again at every sync until it can be read.
+                assert prior is not None
+                log.warning("failed %s/%s: %s (keeping its last good passages)", domain, display_name(rel), exc)
+                continue
+            _refuse(changes, domain, rel, FileRecord(size, mtime_ns, reason=str(exc), failed=failed), prior)
             continue
-        if prior is not None and was_indexed and prior.content_hash == document.content_hash:
+        except Exception as exc:  # the sync's boundary: one file's bug never stops the domain
+            # Loading turns every parser error into a DocumentError; this is for a bug past it (chunking, say).
+            log.exception("indexing %s/%s raised", domain, display_name(rel))
+            reason = f"could not be indexed: {type(exc).__name__}"
+            _refuse(changes, domain, rel, FileRecord(size, mtime_ns, reason=reason, failed=True), prior)
+            continue
+        if touched:
+            assert prior is not None
             changes.records[rel] = replace(prior, size=size, mtime_ns=mtime_ns)  # touched, not changed
             continue
-        passages = chunk(document, config.chunking)
         changes.records[rel] = FileRecord(size, mtime_ns, document.content_hash, tuple(p.id for p in passages))
         changes.new_passages.update((p.id, p) for p in passages)
         if prior is not None:
@@ -151,6 +160,18 @@ def _read_changes(config: Config, domain: str, base: dict[str, FileRecord], scan
         else:
             changes.added += 1
     return changes
+
+
+def _refuse(changes: _Changes, domain: str, rel: str, record: FileRecord, prior: FileRecord | None) -> None:
+    """Record a file that is not indexed (skipped, or failed) and take out what it had in the index."""
+    log.warning("%s %s/%s: %s", "failed" if record.failed else "skipped", domain, display_name(rel), record.reason)
+    changes.records[rel] = record
+    if prior is None or prior.reason != record.reason:  # a file that keeps failing the same way is old news
+        changes.failed += record.failed
+        changes.skipped += not record.failed
+    if prior is not None:
+        changes.old_ids.update(prior.passage_ids)
+        changes.changed += prior.reason is None
 
 
 class VectorSource:

@@ -7,6 +7,7 @@ What the passages say, and which files they came from, is stored beside the vect
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -112,8 +113,12 @@ STALE_TEMP_SECONDS = 600.0
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then `os.replace`: a crash leaves the old file."""
+    """Write to a temp file in the same folder, fsync, `os.replace`, fsync the folder: a crash leaves the old
+    file, and once this returns a power cut leaves the new one."""
+    created = not path.parent.is_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
+    if created:  # the new folder's own entry must survive too
+        fsync_folder(path.parent.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -124,6 +129,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    # The rename lives in the folder: until the folder is synced, a power cut can bring back the old name
+    # (or neither), whatever the file's own fsync did.
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (renames, new files) to disk. A file system that cannot sync a folder
+    (EINVAL: some network and FUSE ones) is left as it is; any other failure is the caller's."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temps(folder: Path, now: float) -> int:

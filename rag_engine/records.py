@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag_engine.safe_names import utf8_name
+
 
 @dataclass(frozen=True)
 class Block:
@@ -86,7 +88,8 @@ class SkippedFile:
     failed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "reason": self.reason}
+        # A name that is not UTF-8 (why it was skipped) is written with its bad bytes escaped: JSON stays UTF-8.
+        return {"path": utf8_name(self.path), "reason": utf8_name(self.reason)}
 
 
 @dataclass(frozen=True)
@@ -272,9 +275,9 @@ class DomainStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "domain": self.domain,
+            "domain": utf8_name(self.domain),
             "files": len(self.files),
-            "indexed_files": list(self.files),
+            "indexed_files": [utf8_name(path) for path in self.files],
             "passages": self.passages,
             "skipped": [s.to_dict() for s in self.skipped if not s.failed],
             "failed": [s.to_dict() for s in self.failed],
@@ -319,7 +322,7 @@ class IndexUpdate:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "domain": self.domain,
+            "domain": utf8_name(self.domain),
             "version": self.version,
             "added": self.added,
             "changed": self.changed,

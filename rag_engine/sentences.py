@@ -21,7 +21,9 @@ MAX_SENTENCE_CHARS = 400
 
 # Candidate sentence ends: the punctuation (and any closing quote/bracket) is kept with the sentence; the
 # lookahead wants whitespace and an opener, so "2.5", "e.g. the" (lowercase) and "end.Next" never qualify.
-_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s+[A-Z0-9\"'“‘(\[])")
+# The lookbehind starts a match only at the first mark of a run: trying each "." of "......" (which all fail or
+# succeed together) would scan the run once per mark.
+_END = re.compile(r"(?<![.!?])[.!?]+[\"'”’)\]]*(?=\s+[A-Z0-9\"'“‘(\[])")
 # Abbreviations after which a capitalised word usually continues the sentence (compared lowercase, without
 # the final period). "etc." is left out on purpose: it ends sentences more often than not.
 _ABBREVIATIONS = frozenset(
@@ -31,6 +33,7 @@ _ABBREVIATIONS = frozenset(
 _NUMBER_ABBREVIATIONS = frozenset(
     "no nos fig figs eq eqs vol vols p pp ch sec art jan feb mar apr jun jul aug sep sept oct nov dec".split()  # noqa: SIM905
 )
+_NEXT_CHAR = re.compile(r"\s*(\S)")
 # One capital initial or a chain of them: "J", "H.W", "U.S".
 _INITIALS = re.compile(r"[A-Z](?:\.[A-Z])*")
 _OPENING = "\"'“‘(["
@@ -48,6 +51,8 @@ def split_sentences(passage: Passage, domain: str = "") -> list[Sentence]:
     """The sentences of `passage`, in order, with the line each starts on and the passage's page."""
     text = passage.text
     sentences: list[Sentence] = []
+    # A running line count (sentences come in text order): each newline is counted once, not once per sentence.
+    line, counted_to = passage.line_start, 0
     for block_start, block_end in _blocks(text):
         for index, (start, end) in enumerate(_sentence_spans(text, block_start, block_end)):
             start, end = _trimmed(text, start, end, strip_marker=index == 0)
@@ -57,12 +62,14 @@ def split_sentences(passage: Passage, domain: str = "") -> list[Sentence]:
                 piece_start, piece_end = _trimmed(text, piece_start, piece_end, strip_marker=False)
                 if piece_start >= piece_end:
                     continue
+                line += text.count("\n", counted_to, piece_start)
+                counted_to = piece_start
                 sentences.append(
                     Sentence(
                         text=text[piece_start:piece_end],
                         passage_id=passage.id,
                         path=passage.path,
-                        line=passage.line_start + text.count("\n", 0, piece_start),
+                        line=line,
                         domain=domain,
                         page=passage.page_start,
                     )
@@ -120,8 +127,9 @@ def _is_abbreviation(text: str, period: int, end: int) -> bool:
     if _INITIALS.fullmatch(word) or word.lower() in _ABBREVIATIONS:
         return True
     if word.lower() in _NUMBER_ABBREVIATIONS:
-        following = text[period + 1 : end].lstrip()
-        return following[:1].isdigit()
+        # The next non-space character, found without copying the rest of the block (once per period).
+        following = _NEXT_CHAR.match(text, period + 1, end)
+        return following is not None and following.group(1).isdigit()
     return False
 
 

@@ -8,11 +8,18 @@ What an update does is `knowledge.py`'s and `incremental.py`'s business.
 
 Events are a hint, not the truth: a sync compares the folder with the index by stat, so a missed or merged
 event costs nothing as long as one event per burst reaches the domain.
+
+The observer watches one folder (an inode), not a path: when the knowledge folder is removed and made again,
+or moved away and replaced, it would watch nothing forever. So the worker also checks, on the root's own
+deletion event and every `ROOT_CHECK_SECONDS`, that the folder at the path is still the one observed and the
+observer still runs; if not, it observes the new folder, syncs every domain and logs that it did.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +53,10 @@ _CHANGE_EVENTS = frozenset(
 UpdateSink = Callable[[IndexUpdate], None]
 ErrorSink = Callable[[str, Exception], None]
 
+# How often the worker makes sure it still observes the folder at the knowledge path (one `stat`): what finds
+# a folder made again after it vanished, since nothing observes a folder that does not exist yet.
+ROOT_CHECK_SECONDS = 1.0
+
 
 def affected_domain(root: Path, path: str, is_directory: bool, loading: LoadingConfig) -> str | None:
     """The domain a changed path belongs to, or None if the change cannot matter to any index: hidden
@@ -70,13 +81,19 @@ def affected_domain(root: Path, path: str, is_directory: bool, loading: LoadingC
 
 
 class _Events(FileSystemEventHandler):
-    def __init__(self, root: Path, loading: LoadingConfig, mark: Callable[[set[str]], None]) -> None:
+    def __init__(
+        self, root: Path, loading: LoadingConfig, mark: Callable[[set[str]], None], root_gone: Callable[[], None]
+    ) -> None:
         self._root = root
         self._loading = loading
         self._mark = mark
+        self._root_gone = root_gone
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in _CHANGE_EVENTS:
+            return
+        if event.event_type in (EVENT_TYPE_DELETED, EVENT_TYPE_MOVED) and self._is_root(event.src_path):
+            self._root_gone()  # the observer's last event: what it watched is no longer the knowledge folder
             return
         # A folder's own "modified" event only repeats what its files' events say.
         if event.is_directory and event.event_type in (EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED):
@@ -90,6 +107,10 @@ class _Events(FileSystemEventHandler):
                 domains.add(domain)
         if domains:
             self._mark(domains)
+
+    def _is_root(self, raw: bytes | str) -> bool:
+        path = raw.decode() if isinstance(raw, bytes) else raw
+        return os.path.normpath(path) == os.path.normpath(self._root)
 
 
 class KnowledgeWatcher:
@@ -114,15 +135,15 @@ class KnowledgeWatcher:
         self._stopping = False
         self._observer: Any = None
         self._worker: threading.Thread | None = None
+        self._observed: tuple[int, int] | None = None  # (st_dev, st_ino) of the folder the observer watches
+        self._root_event = False  # the observer saw the knowledge folder itself deleted or moved
+        self._root_missing = False  # said once per absence, not at every check
 
     def start(self, initial_sync: bool = True) -> KnowledgeWatcher:
         """Start observing, then (optionally) sync every domain, reporting what changed while not watching.
         The observer starts first, so a change made during that first sync is not missed."""
-        root = self.knowledge.root
         self.knowledge.domain_names()  # a missing folder is an error here, not in the observer thread
-        self._observer = Observer()
-        self._observer.schedule(_Events(root, self.knowledge.config.loading, self._mark), str(root), recursive=True)
-        self._observer.start()
+        self._observer = self._observe()
         self.knowledge.watched = True
         if initial_sync:
             self._apply(set(self.knowledge.domain_names()) | self.knowledge.known_domains())
@@ -134,11 +155,12 @@ class KnowledgeWatcher:
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
+        # The worker first: it is the one that may replace the observer.
+        if self._worker is not None:
+            self._worker.join()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join()
-        if self._worker is not None:
-            self._worker.join()
         self.knowledge.watched = False
 
     def __enter__(self) -> KnowledgeWatcher:
@@ -157,24 +179,91 @@ class KnowledgeWatcher:
             self._last_event = now
             self._wake.notify_all()
 
-    def _next_burst(self) -> set[str] | None:
-        """Block until a burst of events is over; None when stopping."""
+    def _root_gone(self) -> None:
+        """Observer thread: the watched folder itself was deleted or moved; the worker checks at once."""
         with self._wake:
+            self._root_event = True
+            self._wake.notify_all()
+
+    def _next_burst(self) -> set[str] | None:
+        """Block until a burst of events is over (its domains), or the root is due a check (an empty set); None
+        when stopping."""
+        with self._wake:
+            check_at = time.monotonic() + ROOT_CHECK_SECONDS
             while not self._stopping:
+                now = time.monotonic()
+                if self._root_event or now >= check_at:
+                    self._root_event = False
+                    return set()
                 if not self._dirty:
-                    self._wake.wait()
+                    self._wake.wait(check_at - now)
                     continue
                 due = min(self._last_event + self._debounce_seconds, self._first_event + self._max_delay_seconds)
-                remaining = due - time.monotonic()
-                if remaining <= 0:
+                if due <= now:
                     burst, self._dirty = self._dirty, set()
                     return burst
-                self._wake.wait(remaining)
+                self._wake.wait(min(due, check_at) - now)
             return None
 
     def _run(self) -> None:
         while (burst := self._next_burst()) is not None:
+            if not burst:
+                if self._root_replaced():
+                    self._observe_again()
+                continue
             self._apply(burst)
+
+    def _observe(self) -> Any:
+        """A started observer on the folder now at the knowledge path (remembered by inode)."""
+        root = self.knowledge.root
+        info = os.stat(root)  # before scheduling: a folder swapped in between is found by the next check
+        observer = Observer()
+        handler = _Events(root, self.knowledge.config.loading, self._mark, self._root_gone)
+        observer.schedule(handler, str(root), recursive=True)
+        observer.start()
+        self._observed = (info.st_dev, info.st_ino)
+        return observer
+
+    def _root_replaced(self) -> bool:
+        """True when the folder at the knowledge path is not the one observed, or the observer stopped (it does
+        when what it watched is deleted, even if a new folder took the same inode number)."""
+        root = self.knowledge.root
+        try:
+            info = os.stat(root)
+        except OSError:
+            info = None
+        if info is None or not stat.S_ISDIR(info.st_mode):
+            if not self._root_missing:
+                self._root_missing = True
+                log.warning("the knowledge folder %s is gone; the indexes stay as they are until it is back", root)
+            return False
+        observer = self._observer
+        emitters = observer.emitters.copy() if observer is not None else set()  # a copy: its thread changes the set
+        observing = observer is not None and observer.is_alive() and bool(emitters)
+        observing = observing and all(emitter.is_alive() for emitter in emitters)
+        return (info.st_dev, info.st_ino) != self._observed or not observing
+
+    def _observe_again(self) -> None:
+        """Observe the new knowledge folder, then sync every domain (old and new): what changed while nothing
+        was observed is reported like any update."""
+        root = self.knowledge.root
+        try:
+            observer = self._observe()
+        except OSError as exc:  # gone again already: the next check tries again
+            log.warning("could not watch the knowledge folder %s: %s", root, exc)
+            return
+        previous, self._observer = self._observer, observer
+        if previous is not None:
+            previous.stop()
+            previous.join()
+        self._root_missing = False
+        log.warning("the knowledge folder %s was replaced: watching the new one, syncing every domain", root)
+        try:
+            present = set(self.knowledge.domain_names())
+        except Exception as exc:
+            self._report_error("*", exc)
+            return
+        self._apply(present | self.knowledge.known_domains())
 
     def _apply(self, domains: set[str]) -> None:
         """Sync each domain (or forget it, if its folder is gone); one failure never stops the watcher."""

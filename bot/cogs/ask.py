@@ -1,8 +1,9 @@
 """Questions: `/ask`, `/norag`, `/compare`, and a mention of the bot with a question (answered as a reply).
 
-Every path checks the input and the user's cooldown first, acknowledges at once (Discord's 3-second rule),
-then queues the engine work and streams the answer by editing one message; the final message carries the
-sources (Euclidean distances) and the buttons. The streaming and queueing are `answering.py`'s.
+Every path checks the input, then admits the user (`bot.cogs.refusal`: channel, queue room, cooldown),
+acknowledges at once (Discord's 3-second rule), then queues the engine work and streams the answer by editing
+one message; the final message carries the sources (Euclidean distances) and the buttons. The streaming and
+queueing are `answering.py`'s.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
-from bot.answering import check, comparison_content, cooldown_note, final_content, stream_answer
-from bot.cogs import domain_choices, user_message
+from bot.answering import AnswerDropped, Asker, check, comparison_content, final_content, stream_answer
+from bot.cogs import admit, domain_choices, refusal, user_message
 from bot.views import AnswerView
 from rag_engine.errors import RagError
 
@@ -37,17 +38,6 @@ class AskCog(commands.Cog):
     def __init__(self, bot: RagBot) -> None:
         self.bot = bot
 
-    async def _admit(self, interaction: discord.Interaction) -> bool:
-        """Channel allowed and cooldown free; otherwise say why (ephemeral) and stop."""
-        if not self.bot.answers_in(interaction.channel, interaction.guild):
-            await interaction.response.send_message("I don't answer questions in this channel.", ephemeral=True)
-            return False
-        wait = self.bot.cooldowns.check(interaction.user.id)
-        if wait > 0:
-            await interaction.response.send_message(cooldown_note(wait), ephemeral=True)
-            return False
-        return True
-
     def _domain(self, interaction: discord.Interaction, domain: str | None) -> str | None:
         if domain:
             return None if domain == "all" else domain
@@ -64,14 +54,15 @@ class AskCog(commands.Cog):
     ) -> None:
         chosen = self._domain(interaction, domain)
         question = check(self.bot, question, chosen, k)
-        if not await self._admit(interaction):
+        if not await admit(interaction):
             return
         await interaction.response.defer(thinking=True)
 
         async def edit(text: str) -> None:
             await interaction.edit_original_response(content=text)
 
-        answer = await stream_answer(self.bot, question, chosen, k, use_rag, edit, mode)
+        asker = Asker.of_interaction(interaction)
+        answer = await stream_answer(self.bot, question, chosen, k, use_rag, edit, mode, asker=asker)
         parts = final_content(answer)
         embeds = [render.sources_embed(answer, 0, self.bot.config.bot.sources_per_page)] if answer.hits else []
         await interaction.edit_original_response(content=parts[0], embeds=embeds, view=AnswerView(self.bot, answer))
@@ -109,9 +100,10 @@ class AskCog(commands.Cog):
     async def compare(self, interaction: discord.Interaction, question: str, domain: str | None = None) -> None:
         chosen = self._domain(interaction, domain)
         question = check(self.bot, question, chosen, None)
-        if not await self._admit(interaction):
+        if not await admit(interaction):
             return
         await interaction.response.defer(thinking=True)
+        asker = Asker.of_interaction(interaction)
         shown: dict[str, str] = {"rag": "…", "norag": "…"}
 
         def side_by_side() -> str:
@@ -121,10 +113,14 @@ class AskCog(commands.Cog):
             shown[side] = text
             await interaction.edit_original_response(content=side_by_side())
 
-        with_rag = await stream_answer(self.bot, question, chosen, None, True, lambda t: edit_side("rag", t))
+        with_rag = await stream_answer(
+            self.bot, question, chosen, None, True, lambda t: edit_side("rag", t), asker=asker
+        )
         note = render.check_note(with_rag) if with_rag.covered else render.not_covered_note(with_rag)
         shown["rag"] = with_rag.text + ("\n" + note if note else "")
-        without = await stream_answer(self.bot, question, chosen, None, False, lambda t: edit_side("norag", t))
+        without = await stream_answer(
+            self.bot, question, chosen, None, False, lambda t: edit_side("norag", t), asker=asker
+        )
         shown["norag"] = without.text
         embeds = [render.sources_embed(with_rag, 0, self.bot.config.bot.sources_per_page)] if with_rag.hits else []
         await interaction.edit_original_response(content=side_by_side(), embeds=embeds)
@@ -145,9 +141,9 @@ class AskCog(commands.Cog):
         except RagError as exc:
             await message.reply(f"{exc}. Mention me with a question, or use `/ask`.")
             return
-        wait = self.bot.cooldowns.check(message.author.id)
-        if wait > 0:
-            await message.reply(cooldown_note(wait))
+        reason = refusal(self.bot, message.author.id, message.channel, message.guild)
+        if reason is not None:
+            await message.reply(reason)
             return
         reply = await message.reply(f"**{'RAG answer · ' + (domain or 'all domains')}**\n…")
 
@@ -155,12 +151,15 @@ class AskCog(commands.Cog):
             await reply.edit(content=text)
 
         try:
-            answer = await stream_answer(self.bot, question, domain, None, True, edit)
+            asker = Asker.of_reply(message.author.id, reply)
+            answer = await stream_answer(self.bot, question, domain, None, True, edit, asker=asker)
             parts = final_content(answer)
             embeds = [render.sources_embed(answer, 0, self.bot.config.bot.sources_per_page)] if answer.hits else []
             await reply.edit(content=parts[0], embeds=embeds, view=AnswerView(self.bot, answer))
             for part in parts[1:]:
                 await message.channel.send(part)
+        except AnswerDropped:
+            return  # the reply already says why
         except Exception as exc:  # the one boundary for mentions: a short reason in the reply, traceback logged
             if not isinstance(exc, RagError):
                 log.error("answering a mention failed", exc_info=exc)

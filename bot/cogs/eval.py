@@ -11,6 +11,9 @@ it does not wait in the generation queue. The reply is ephemeral, like `/knowled
 oracle columns triple the time: `ragscope eval answers` has them). It generates an answer per question, so it
 waits its turn in the generation queue like any question, and takes a few seconds per question.
 
+Both are expensive, so `/eval` passes the same admission check as `/ask` (`bot.cogs.admit`: channel, cooldown,
+and for `answers` room in the queue).
+
 Not here: answer quality on SQuAD (`ragscope eval qa`, too slow for a chat command).
 """
 
@@ -25,7 +28,8 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown
 
-from bot.cogs import domain_choices
+from bot.answering import Asker, queued
+from bot.cogs import admit, domain_choices
 from bot.render import (
     EMBED_DESCRIPTION_LIMIT,
     EMBED_FIELD_NAME_LIMIT,
@@ -237,9 +241,6 @@ class EvalCog(commands.Cog):
         k: app_commands.Range[int, 1, 20] | None = None,
         what: str = "retrieval",
     ) -> None:
-        if not self.bot.answers_in(interaction.channel, interaction.guild):
-            await interaction.response.send_message("I don't answer questions in this channel.", ephemeral=True)
-            return
         engine = self.bot.engine
         if domain is None:
             chosen = self.bot.channel_domain(interaction.channel_id, interaction.guild_id)
@@ -259,6 +260,9 @@ class EvalCog(commands.Cog):
                 f"No domain has a `{QUESTIONS_FILE}` to evaluate against.", ephemeral=True
             )
             return
+        # After the checks that cost nothing: a mistyped domain does not spend a cooldown token.
+        if not await admit(interaction, queued=what == "answers"):
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         if what == "answers":
 
@@ -269,7 +273,7 @@ class EvalCog(commands.Cog):
                 }
 
             # Generation: one at a time, behind the questions already waiting.
-            per_domain = await self.bot.queue.submit(run).result()
+            per_domain = await queued(self.bot, run, Asker.of_interaction(interaction))
             await interaction.followup.send(embed=answers_embed(per_domain), ephemeral=True)
             return
         # Embedding every question blocks: off the event loop, one domain after the other.

@@ -1,7 +1,9 @@
 """`/knowledge status | upload | reindex`: what is indexed, adding a document, forcing a rebuild.
 
-Uploading and reindexing change the knowledge folder, so they are for members with Manage Server or a role
-named in `bot.knowledge_roles`. An upload is saved into `knowledge/<domain>/` (sanitised name, size and type
+`status` answers where questions are answered (`bot.cogs.admit`: not in DMs unless `bot.allow_dms`, not in
+channels outside `bot.allowed_channels`); it is cheap, so it spends no cooldown token. Uploading and
+reindexing change the knowledge folder, so they are for members with Manage Server or a role named (or whose
+id is listed) in `bot.knowledge_roles`. An upload is saved into `knowledge/<domain>/` (sanitised name, size and type
 limits, no overwrite without `replace`); the watcher indexes it like any dropped file, and the bot edits its
 reply once the file is searchable. Saving is `uploads.py`'s business, indexing the engine's.
 """
@@ -17,8 +19,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
-from bot.cogs import domain_choices
-from bot.permissions import may_manage_knowledge
+from bot.cogs import admit, domain_choices
+from bot.permissions import is_role_id, may_manage_knowledge
 from bot.uploads import safe_filename, save_upload
 from rag_engine.records import IndexUpdate
 
@@ -31,6 +33,10 @@ log = logging.getLogger(__name__)
 INDEX_WAIT_SECONDS = 300.0
 
 
+def role_label(entry: str) -> str:
+    return f"<@&{entry.strip()}>" if is_role_id(entry) else entry
+
+
 class KnowledgeCog(commands.GroupCog, group_name="knowledge", group_description="The documents the bot answers from"):
     def __init__(self, bot: RagBot) -> None:
         self.bot = bot
@@ -39,7 +45,9 @@ class KnowledgeCog(commands.GroupCog, group_name="knowledge", group_description=
     async def _permitted(self, interaction: discord.Interaction) -> bool:
         if may_manage_knowledge(interaction.user, self.bot.config.bot.knowledge_roles):
             return True
-        roles = ", ".join(self.bot.config.bot.knowledge_roles) or "none configured"
+        # An id is shown as a role mention: Discord displays the role's name, and nothing pings (the bot sends
+        # every message with AllowedMentions.none()).
+        roles = ", ".join(role_label(entry) for entry in self.bot.config.bot.knowledge_roles) or "none configured"
         await interaction.response.send_message(
             f"Only members with Manage Server or one of these roles may change the documents: {roles}.",
             ephemeral=True,
@@ -48,6 +56,8 @@ class KnowledgeCog(commands.GroupCog, group_name="knowledge", group_description=
 
     @app_commands.command(name="status", description="Files, passages, skipped files and last update per domain")
     async def status(self, interaction: discord.Interaction) -> None:
+        if not await admit(interaction, queued=False, cooldown=False):
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         names = self.bot.engine.domains()
         stats = [await asyncio.to_thread(self.bot.engine.domain_stats, name) for name in names]

@@ -2,7 +2,8 @@
 
 The same rendering serves the "Show pipeline" button under any answer (`pipeline_for`). Building the view
 reads the answer's own trace; the attention heatmap needs one forward pass of a second copy of the model, so
-the whole build runs in the generation queue, one at a time, off the event loop.
+the whole build runs in the generation queue, one at a time, off the event loop. Both are expensive: they pass
+the same admission check as `/ask` (`bot.cogs.admit`: channel, queue room, cooldown).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answering import check, cooldown_note, stream_answer
-from bot.cogs import domain_choices
+from bot.answering import Asker, check, queued, stream_answer
+from bot.cogs import admit, domain_choices
 from bot.pipeline_render import pipeline_message
 from rag_engine.pipeline import build_pipeline
 from rag_engine.records import Answer
@@ -23,8 +24,10 @@ if TYPE_CHECKING:
     from bot.client import RagBot
 
 
-async def pipeline_for(bot: RagBot, answer: Answer) -> tuple[str, list[discord.Embed], list[discord.File]]:
-    """Build (in the generation queue) and lay out the pipeline view of `answer`."""
+async def pipeline_for(
+    bot: RagBot, answer: Answer, asker: Asker
+) -> tuple[str, list[discord.Embed], list[discord.File]]:
+    """Build (in the generation queue, for `asker`) and lay out the pipeline view of `answer`."""
 
     def build() -> tuple[object, bytes | None, bytes | None]:
         from rag_engine.pictures import attention_png, embedding_map_png
@@ -35,7 +38,7 @@ async def pipeline_for(bot: RagBot, answer: Answer) -> tuple[str, list[discord.E
         heat_png = attention_png(attention) if attention is not None else None
         return view, map_png, heat_png
 
-    view, map_png, heat_png = await bot.queue.submit(build).result()
+    view, map_png, heat_png = await queued(bot, build, asker)
     return pipeline_message(view, map_png, heat_png)  # type: ignore[arg-type]
 
 
@@ -62,21 +65,17 @@ class PipelineCog(commands.Cog):
         else:
             chosen = None if domain == "all" else domain
         question = check(self.bot, question, chosen, k)
-        if not self.bot.answers_in(interaction.channel, interaction.guild):
-            await interaction.response.send_message("I don't answer questions in this channel.", ephemeral=True)
-            return
-        wait = self.bot.cooldowns.check(interaction.user.id)
-        if wait > 0:
-            await interaction.response.send_message(cooldown_note(wait), ephemeral=True)
+        if not await admit(interaction):
             return
         await interaction.response.defer(thinking=True)
 
         async def edit(text: str) -> None:
             await interaction.edit_original_response(content=text)
 
-        answer = await stream_answer(self.bot, question, chosen, k, True, edit)
+        asker = Asker.of_interaction(interaction)
+        answer = await stream_answer(self.bot, question, chosen, k, True, edit, asker=asker)
         await interaction.edit_original_response(content=f"{answer.text[:1500]}\n\n⏳ Drawing the pipeline…")
-        content, embeds, files = await pipeline_for(self.bot, answer)
+        content, embeds, files = await pipeline_for(self.bot, answer, asker)
         await interaction.edit_original_response(content=content, embeds=embeds, attachments=files)
 
 

@@ -20,9 +20,10 @@ from typing import Any
 
 from rag_engine.config import RETRIEVAL_MODES, Config, load_config, with_overrides
 from rag_engine.engine import Engine, generator_name
-from rag_engine.errors import QuestionError, RagError
+from rag_engine.errors import IndexStoreError, KnowledgeFolderReadError, QuestionError, RagError
 from rag_engine.knowledge import Progress
 from rag_engine.prompt import check_question
+from rag_engine.safe_names import display_name
 
 from . import render
 from .evaluate import add_eval_parser, cmd_eval
@@ -132,8 +133,13 @@ def _progress(label: str) -> AbstractContextManager[Progress | None]:
 def _ensure_indexed(engine: Engine, domain: str | None) -> None:
     """Index what changed up front, with a progress bar, before a question waits on it."""
     for name in [domain] if domain else engine.domains():
-        with _progress(name) as progress:
-            engine.index(name, progress)
+        try:
+            with _progress(name) as progress:
+                engine.index(name, progress)
+        except (KnowledgeFolderReadError, IndexStoreError) as exc:
+            # A full disk or an unreadable folder: the question is answered from the last good index (the
+            # engine says so in the log, and refuses only when there is none).
+            print(f"warning: {name} is not up to date: {exc}", file=sys.stderr)
 
 
 def cmd_ask(args: argparse.Namespace, engine: Engine) -> int:
@@ -245,7 +251,8 @@ def main(argv: Sequence[str] | None = None, make_engine: Callable[[Config], Engi
         return COMMANDS[args.command](args, engine)
     except RagError as exc:
         log.debug("command failed", exc_info=True)
-        print(f"ragscope: error: {exc}", file=sys.stderr)
+        # The reason may name a file or a folder: escaped, so a name cannot write escape codes to the terminal.
+        print(f"ragscope: error: {display_name(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

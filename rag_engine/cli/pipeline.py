@@ -17,6 +17,7 @@ from rag_engine.engine import Engine
 from rag_engine.errors import QuestionError
 from rag_engine.pipeline import AttentionSource, build_pipeline, write_pipeline
 from rag_engine.prompt import check_question
+from rag_engine.safe_names import display_name
 
 
 def load_attention(config: Config) -> tuple[AttentionSource | None, str]:
@@ -52,8 +53,8 @@ def run_pipeline(args: argparse.Namespace, engine: Engine, prepare: Callable[[En
     elif view.retrieval is not None and view.retrieval.rows:
         nearest = view.retrieval.rows[0]
         print(
-            f"{view.retrieval.searched} passages searched; nearest {nearest.domain}/{nearest.path} {nearest.span} "
-            f"at {nearest.distance:.3f} (threshold {view.retrieval.max_distance:.2f})"
+            f"{view.retrieval.searched} passages searched; nearest {nearest.domain}/{display_name(nearest.path)} "
+            f"{nearest.span} at {nearest.distance:.3f} (threshold {view.retrieval.max_distance:.2f})"
         )
     if view.generation.attention is None:
         print(view.generation.attention_note)

@@ -1,6 +1,7 @@
 """Terminal rendering of engine results: sources with distances, index stats, timings.
 
-Only formatting: no engine calls, no printing (callers print the returned strings).
+Only formatting: no engine calls, no printing (callers print the returned strings). File and domain names go
+through `display_name`: a name with an ANSI escape or a byte that is not UTF-8 prints as backslash escapes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 from collections.abc import Sequence
 
 from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate
+from rag_engine.safe_names import display_name
 
 SNIPPET_CHARS = 160
 
@@ -21,7 +23,7 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 def header(domain: str | None, use_rag: bool, generator: str) -> str:
     """The line printed before a streamed answer says what kind of answer follows."""
-    mode = f"RAG over {domain or 'all domains'}" if use_rag else "no RAG: the model's weights alone"
+    mode = f"RAG over {display_name(domain or 'all domains')}" if use_rag else "no RAG: the model's weights alone"
     return f"[{mode} · {generator}]"
 
 
@@ -38,7 +40,7 @@ def sources(answer: Answer) -> str:
         f"{sum(h.in_prompt for h in answer.hits)} of {len(answer.hits)} in the prompt{ranked}):"
     ]
     for hit in answer.hits:
-        path = f"{hit.domain}/{hit.passage.path}" if hit.domain else hit.passage.path
+        path = display_name(f"{hit.domain}/{hit.passage.path}" if hit.domain else hit.passage.path)
         used = "in prompt" if hit.in_prompt else ("too far" if hit.distance > answer.max_distance else "not used")
         lines.append(f"  {hit.rank}. {hit.distance:.3f}  {path} {hit.passage.span}  ({used}){_ranks(hit, answer.mode)}")
         lines.append(textwrap.indent(snippet(hit.passage.text), "       "))
@@ -62,7 +64,7 @@ def check(answer: Answer) -> str:
         lines.append("✓ every number and name in the answer is in the sources")
     if answer.evidence is not None:
         evidence = answer.evidence
-        where = f"{evidence.domain}/{evidence.where}" if evidence.domain else evidence.where
+        where = display_name(f"{evidence.domain}/{evidence.where}" if evidence.domain else evidence.where)
         lines.append(f"Evidence ({where}): “{snippet(evidence.text, 300)}”")
     return "\n".join(lines)
 
@@ -81,11 +83,14 @@ def domain_stats(stats: Sequence[DomainStats], verbose: bool = True) -> str:
     for item in stats:
         failed = len(item.failed)
         lines.append(
-            f"{item.domain}: {len(item.files)} files, {item.passages} passages, "
+            f"{display_name(item.domain)}: {len(item.files)} files, {item.passages} passages, "
             f"{len(item.skipped) - failed} skipped, {failed} failed · v{item.version}, updated {when(item.updated_at)}"
         )
         if verbose:
-            lines.extend(f"    {'failed' if s.failed else 'skipped'} {s.path}: {s.reason}" for s in item.skipped)
+            lines.extend(
+                f"    {'failed' if s.failed else 'skipped'} {display_name(s.path)}: {display_name(s.reason)}"
+                for s in item.skipped
+            )
     return "\n".join(lines)
 
 
@@ -95,14 +100,15 @@ def when(timestamp: float) -> str:
 
 def update_line(update: IndexUpdate) -> str:
     """One line per applied update, for `ragscope watch` and `ragscope index`."""
+    domain = display_name(update.domain)
     if update.domain_removed:
-        return f"{update.domain}: folder removed, index dropped"
+        return f"{domain}: folder removed, index dropped"
     files = f"+{update.added} ~{update.changed} -{update.removed} files"
     if update.skipped or update.failed:
         files += f" ({update.skipped} skipped, {update.failed} failed)"
     kind = "rebuilt" if update.rebuilt else "updated"
     return (
-        f"{update.domain}: {kind} to v{update.version} in {update.seconds:.2f}s · {files} · "
+        f"{domain}: {kind} to v{update.version} in {update.seconds:.2f}s · {files} · "
         f"{update.embedded} passages embedded, {update.reused} reused, {update.dropped} dropped · "
         f"{update.passages} passages"
     )

@@ -1,4 +1,4 @@
-"""GenerationQueue: FIFO, one job at a time in a thread, positions, errors, cancelling.
+"""GenerationQueue: FIFO, one job at a time in a thread, positions, errors, cancelling, bounds, estimates, deadlines.
 
 Jobs are "gated": each blocks its thread on its own threading.Event until the test releases it, and reports
 its start to the loop through an asyncio.Queue, so every wait is an await with a timeout, never a sleep.
@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from bot.jobs import GenerationQueue, Ticket
+from bot.jobs import GenerationQueue, JobExpiredError, QueueFullError, Ticket
 
 TIMEOUT = 5
 
@@ -223,3 +223,129 @@ async def test_jobs_submitted_before_start_run_once_started(gates: Gates) -> Non
         assert await asyncio.wait_for(ticket.result(), TIMEOUT) == "early"
     finally:
         await queue.stop()
+
+
+# -- bounds, estimates, deadlines -----------------------------------------------------------------------------
+class FakeTime:
+    """A clock the test moves by hand (read on the event loop by the queue's worker)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def run_timed(queue: GenerationQueue, gates: Gates, timer: FakeTime, name: str, seconds: float) -> None:
+    """Run one gated job that takes `seconds` by the fake timer."""
+    ticket = queue.submit(gates.job(name))
+    assert await gates.next_started() == name
+    timer.now += seconds
+    gates.release(name)
+    assert await asyncio.wait_for(ticket.result(), TIMEOUT) == name.upper()
+
+
+async def test_the_queue_is_bounded_per_user_and_in_total(gates: Gates) -> None:
+    queue = GenerationQueue(max_per_user=2, max_length=3)
+    await queue.start()
+    try:
+        first = queue.submit(gates.job("a"), user_id=1)
+        queue.submit(gates.job("b"), user_id=1)
+        with pytest.raises(QueueFullError) as mine:
+            queue.submit(gates.job("refused-1"), user_id=1)
+        assert mine.value.per_user and mine.value.limit == 2 and mine.value.wait_seconds >= 1
+        queue.submit(gates.job("c"), user_id=2)  # another user still fits
+        with pytest.raises(QueueFullError) as everyone:
+            queue.submit(gates.job("refused-2"), user_id=3)
+        assert not everyone.value.per_user and everyone.value.limit == 3
+        with pytest.raises(QueueFullError):
+            queue.check_room(None)  # a job of nobody in particular counts for the total too
+        assert len(queue) == 3 and queue.jobs_of(1) == 2 and queue.jobs_of(3) == 0
+
+        assert await gates.next_started() == "a"
+        gates.release("a")
+        assert await asyncio.wait_for(first.result(), TIMEOUT) == "A"
+        queue.check_room(1)  # a place of user 1 opened up: no error
+        later = queue.submit(gates.job("d"), user_id=1)
+        gates.release_all()
+        assert await asyncio.wait_for(later.result(), TIMEOUT) == "D"
+        assert "refused-1" not in gates.order and "refused-2" not in gates.order
+    finally:
+        await queue.stop()
+
+
+async def test_the_busy_estimate_is_the_running_median_of_measured_jobs(gates: Gates) -> None:
+    timer = FakeTime(0.0)
+    queue = GenerationQueue(max_per_user=2, max_length=3, timer=timer, initial_job_seconds=7.0)
+    await queue.start()
+    try:
+        assert queue.measured_job_seconds is None and queue.job_seconds == 7.0
+        failing = queue.submit(gates.job("x", fail=ValueError("no")))
+        assert await gates.next_started() == "x"
+        timer.now += 100.0
+        gates.release("x")
+        with pytest.raises(ValueError):
+            await asyncio.wait_for(failing.result(), TIMEOUT)
+        assert queue.measured_job_seconds is None  # a failure says nothing about how long answers take
+
+        for name, seconds in [("a", 10.0), ("b", 4.0), ("c", 6.0)]:
+            await run_timed(queue, gates, timer, name, seconds)
+        assert queue.measured_job_seconds == 6.0  # the median, not the mean (6.67)
+
+        running = queue.submit(gates.job("d"), user_id=2)
+        assert await gates.next_started() == "d"
+        queue.submit(gates.job("e"), user_id=1)
+        queue.submit(gates.job("f"), user_id=1)
+        timer.now += 2.0  # d has run 2 of its expected 6 s
+        with pytest.raises(QueueFullError) as mine:
+            queue.check_room(1)
+        assert mine.value.per_user and mine.value.wait_seconds == pytest.approx(4.0 + 6.0)  # until e is done
+        with pytest.raises(QueueFullError) as everyone:
+            queue.check_room(3)
+        assert not everyone.value.per_user and everyone.value.wait_seconds == pytest.approx(4.0)  # until d is
+
+        timer.now += 50.0  # d overran: a place may open any moment, never "in 0 s"
+        with pytest.raises(QueueFullError) as late:
+            queue.check_room(3)
+        assert late.value.wait_seconds == 1.0
+        gates.release_all()
+        await asyncio.wait_for(running.result(), TIMEOUT)
+    finally:
+        await queue.stop()
+
+
+async def test_a_job_that_cannot_finish_before_its_deadline_is_dropped_unrun(gates: Gates) -> None:
+    clock, timer = FakeTime(1_700_000_000.0), FakeTime(0.0)
+    queue = GenerationQueue(clock=clock, timer=timer)
+    await queue.start()
+    try:
+        await run_timed(queue, gates, timer, "warmup", 10.0)  # answers take 10 s here
+        running = queue.submit(gates.job("a"))
+        assert await gates.next_started() == "a"
+        positions = Positions()
+        doomed = queue.submit(gates.job("b"), on_position=positions, deadline=clock.now + 100.0)
+        tight = queue.submit(gates.job("c"), deadline=clock.now + 125.0)
+        roomy = queue.submit(gates.job("d"), deadline=clock.now + 200.0)
+        undated = queue.submit(gates.job("e"))
+        assert await positions.next() == 1
+
+        clock.now += 120.0  # a ran long: b's deadline passed, c's is 5 s away but c would take 10
+        timer.now += 10.0  # (the median stays 10 s once a is timed)
+        gates.release_all()
+        for late in (doomed, tight):
+            with pytest.raises(JobExpiredError):
+                await asyncio.wait_for(late.result(), TIMEOUT)
+        assert await asyncio.wait_for(running.result(), TIMEOUT) == "A"
+        assert await asyncio.wait_for(roomy.result(), TIMEOUT) == "D"
+        assert await asyncio.wait_for(undated.result(), TIMEOUT) == "E"
+        assert gates.order == ["warmup", "a", "d", "e"]  # the dropped jobs never ran
+        assert 0 not in positions.seen  # b was never reported as running
+    finally:
+        await queue.stop()
+
+
+def test_bounds_below_one_are_refused() -> None:
+    with pytest.raises(ValueError):
+        GenerationQueue(max_per_user=0)
+    with pytest.raises(ValueError):
+        GenerationQueue(max_length=0)

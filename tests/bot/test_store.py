@@ -1,4 +1,5 @@
-"""DomainStore: channel choices in SQLite (surviving a reopen), guild defaults from config, thread safety."""
+"""DomainStore: channel choices in SQLite (surviving a reopen), guild defaults from config, thread safety, and
+the answers in flight that a restart must finish."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import DomainStore, parse_guild_domains
+from bot.store import DomainStore, InFlight, parse_guild_domains
 from rag_engine.errors import ConfigError
 
 GUILD, OTHER_GUILD = 1000, 2000
@@ -103,3 +104,36 @@ def test_parse_guild_domains() -> None:
 def test_parse_guild_domains_refuses_malformed_entries(entry: str) -> None:
     with pytest.raises(ConfigError, match="guild_domains"):
         parse_guild_domains([entry])
+
+
+def test_answers_in_flight_survive_a_reopen_until_removed(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    reply = InFlight(channel_id=1_234_567_890_123_456_789, message_id=1_234_567_890_123_456_790)
+    interaction = InFlight(
+        channel_id=42,
+        application_id=1_111_111_111_111_111_111,
+        interaction_token="aW50ZXJhY3Rpb24:token",
+        token_expires_at=1_700_000_900.5,
+    )
+    store = DomainStore(path)
+    first, second, done = store.add_in_flight(reply), store.add_in_flight(interaction), store.add_in_flight(reply)
+    store.remove_in_flight([done])
+    store.set(7, "zoology")  # the two tables live side by side
+    store.close()
+
+    with DomainStore(path) as reopened:
+        assert reopened.in_flight() == {first: reply, second: interaction}
+        assert reopened.get(7, None) == "zoology"
+        reopened.remove_in_flight([first, second])
+        assert reopened.in_flight() == {}
+        reopened.remove_in_flight([first])  # already gone: nothing happens
+
+
+def test_removing_after_close_keeps_the_record_for_the_next_start(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    store = DomainStore(path)
+    record = store.add_in_flight(InFlight(channel_id=1, message_id=2))
+    store.close()
+    store.remove_in_flight([record])  # an answer that ended during shutdown: no error, nothing removed
+    with DomainStore(path) as reopened:
+        assert list(reopened.in_flight()) == [record]

@@ -76,3 +76,10 @@ def test_passage_ids_are_stable_positive_int64_and_depend_on_place_and_text() ->
     assert a == passage_id("a.md", 1, "text")
     assert 0 <= a < 2**63
     assert len({a, passage_id("b.md", 1, "text"), passage_id("a.md", 2, "text"), passage_id("a.md", 1, "other")}) == 4
+
+
+def test_a_path_from_a_name_that_is_not_utf8_still_gets_a_stable_id() -> None:
+    # os.fsdecode(b"caf\xe9.md"): the undecodable byte is a lone surrogate, which plain .encode() refuses.
+    odd = passage_id("caf\udce9.md", 1, "text")
+    assert odd == passage_id("caf\udce9.md", 1, "text") and 0 <= odd < 2**63
+    assert odd != passage_id("café.md", 1, "text")

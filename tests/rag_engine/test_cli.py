@@ -128,3 +128,28 @@ def test_chat_session_runs_the_bot_commands(fake_engine: Engine) -> None:
     assert "No sources: this answer did not use retrieval." in text
     assert "error: unknown domain 'mars'" in text
     assert "unknown command /bogus" in text
+
+
+def test_ask_on_a_full_disk_answers_from_the_last_index_with_a_warning(
+    knowledge_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    import rag_engine.index
+
+    assert run(["index", "--json"], knowledge_dir, tmp_path) == 0
+    capsys.readouterr()
+    write(knowledge_dir / "zoology" / "newt.md", "The glass newt hides under Quenth stones.\n")
+
+    def full_disk(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(rag_engine.index, "atomic_write_bytes", full_disk)
+    assert (
+        run(["ask", "Who described the zorblat in 1887?", "--domain", "zoology", "--json"], knowledge_dir, tmp_path)
+        == 0
+    )
+    out, err = capsys.readouterr()
+    assert json.loads(out)["sources"][0]["path"] == "zorblat.md"
+    assert "warning: zoology is not up to date" in err and "No space left on device" in err

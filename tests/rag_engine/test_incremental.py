@@ -10,6 +10,8 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from rag_engine.config import Config
 from rag_engine.engine import Engine
 from rag_engine.records import IndexUpdate
@@ -252,3 +254,28 @@ def test_an_old_snapshot_keeps_answering_after_an_update(
     assert {old.space.passages[i].path for i in found} == {"zorblat.md", "quillfish.txt"}
     assert "purple lichen" not in " ".join(p.text for p in old.space.passages.values())
     assert old.stats.version == 1 and new.stats.version == 2
+
+
+def test_a_file_that_failed_is_read_again_once_its_permissions_change(
+    fake_engine: Engine, knowledge_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag_engine.incremental
+    from rag_engine.errors import DocumentReadError
+
+    path = knowledge_dir / "zoology" / "zorblat.md"
+    real_load = rag_engine.incremental.load_document
+
+    def unreadable(file: Path, relative: str, config: object) -> object:
+        if relative == "zorblat.md":
+            raise DocumentReadError("unreadable: Permission denied")
+        return real_load(file, relative, config)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rag_engine.incremental, "load_document", unreadable)
+    fake_engine.index("zoology")
+    assert fake_engine.knowledge.get("zoology").records["zorblat.md"].failed
+    monkeypatch.undo()
+    assert not fake_engine.index("zoology").applied  # nothing about the file changed: not read again
+    os.chmod(path, path.stat().st_mode)  # what fixing the permissions does to the stat: a new ctime, same mtime
+    assert fake_engine.index("zoology").applied
+    record = fake_engine.knowledge.get("zoology").records["zorblat.md"]
+    assert record.reason is None and record.passage_ids

@@ -78,3 +78,14 @@ def test_hidden_editor_and_ignored_files_are_not_candidates(tmp_path: Path) -> N
     assert is_candidate(tmp_path / "notes.md", CONFIG)
     for name in (".hidden.md", "notes.md~", "~$draft.md", "questions.jsonl"):
         assert not is_candidate(tmp_path / name, CONFIG)
+
+
+def test_a_utf16_file_with_a_bom_is_text_not_binary(tmp_path: Path) -> None:
+    path = write(tmp_path / "wide.txt", "First para.\r\n\r\nSecond, with é.\r\n".encode("utf-16"))  # BOM included
+    document = load_document(path, "wide.txt", CONFIG)
+    assert [(b.text, b.line_start) for b in document.blocks] == [("First para.", 1), ("Second, with é.", 3)]
+
+
+def test_a_name_that_is_not_utf8_is_refused_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(DocumentError, match=r"^file name is not valid UTF-8$"):
+        load_document(tmp_path / "caf\udce9.md", "caf\udce9.md", CONFIG)  # never opened: it does not even exist

@@ -7,6 +7,7 @@ change did *not* cause an update is shown by a later change whose update must be
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import queue
 import shutil
@@ -270,3 +271,32 @@ def test_an_error_in_the_embedder_is_reported_and_retried(config: Config) -> Non
         update = updates.get(timeout=WAIT_SECONDS)
         assert (update.domain, update.rebuilt, update.added) == ("zoology", True, 4)
         assert not engine.knowledge.index_path("geology").exists()  # only the changed domain was synced
+
+
+@pytest.mark.parametrize("how", ["removed", "moved away"])
+def test_a_knowledge_folder_made_again_is_watched_again(
+    watching: Watching, caplog: pytest.LogCaptureFixture, tmp_path: Path, how: str
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rag_engine.watcher")
+    if how == "removed":
+        shutil.rmtree(watching.root)  # `rm -rf knowledge; mkdir -p knowledge/botany`: the observer's folder is gone
+    else:
+        os.rename(watching.root, tmp_path / "knowledge-old")  # the observer would follow the old folder
+    write(watching.root / "botany" / "fern.md", "The Quenth fern unrolls only at night.\n")
+
+    seen: list[IndexUpdate] = []
+    while not any(u.domain == "botany" and u.added == 1 for u in seen):
+        seen.append(watching.next_update())
+    assert watching.engine.domain_stats("botany").files == ("fern.md",)
+    assert "was replaced: watching the new one, syncing every domain" in caplog.text
+    # Followed from now on: the next file in the new folder is an update of its own (the old domains, gone
+    # with the old folder, may be reported as removed first).
+    write(watching.root / "botany" / "moss.md", "Blue moss grows on Quenth stones.\n")
+    update = watching.next_update()
+    while update.domain_removed:
+        seen.append(update)
+        update = watching.next_update()
+    assert (update.domain, update.added, update.rebuilt) == ("botany", 1, False)
+    assert {u.domain for u in seen if u.domain_removed} <= {"geology", "zoology"}
+    assert caplog.text.count("was replaced") == 1
+    assert watching.engine.domains() == ["botany"]
