@@ -49,12 +49,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_indexing import write_scifact  # noqa: E402
-from rag_engine.chunking import split_sentences  # noqa: E402
 from rag_engine.config import Config, load_config  # noqa: E402
-from rag_engine.embedding import Embedder, SentenceTransformerEmbedder  # noqa: E402
 from rag_engine.engine import Engine  # noqa: E402
-from rag_engine.incremental import DomainIndex  # noqa: E402
+from rag_engine.ingest.chunking import split_sentences  # noqa: E402
+from rag_engine.ingest.embedding import SentenceTransformerEmbedder  # noqa: E402
+from rag_engine.ingest.incremental import DomainIndex  # noqa: E402
 from rag_engine.records import IndexUpdate, Passage  # noqa: E402
+from rag_engine.seams import Embedder  # noqa: E402
 
 DOMAIN = "scifact"
 MIN_PASSAGES = 10_000
@@ -128,7 +129,7 @@ def timed_sync(engine: Engine) -> tuple[IndexUpdate, float]:
 
 
 def snapshot(engine: Engine) -> DomainIndex:
-    return engine.knowledge.get(DOMAIN)  # syncs first: a stat of every file, nothing to apply
+    return engine.snapshot(DOMAIN)  # syncs first: a stat of every file, nothing to apply
 
 
 def passages_of(index: DomainIndex, rel: str) -> list[Passage]:

@@ -26,8 +26,8 @@ SCIFACT = REPO.parent / "shared" / "data" / "scifact-train" / "corpus.jsonl"
 sys.path.insert(0, str(REPO))
 
 from rag_engine.config import load_config  # noqa: E402
-from rag_engine.embedding import SentenceTransformerEmbedder  # noqa: E402
 from rag_engine.engine import Engine  # noqa: E402
+from rag_engine.ingest.embedding import SentenceTransformerEmbedder  # noqa: E402
 
 
 def write_scifact(folder: Path, docs: int) -> Path:
@@ -64,7 +64,7 @@ def main() -> int:
         texts: list[str] = []
         for domain in domains:
             engine.index(domain, full=True)
-            built = engine.knowledge.get(domain)
+            built = engine.snapshot(domain)
             texts.extend(p.text for p in built.space.passages.values())
             engine_passages += built.stats.passages
 

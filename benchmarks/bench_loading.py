@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "bench_loading.json"
 sys.path.insert(0, str(REPO))
 
-from rag_engine.chunking import chunk  # noqa: E402
 from rag_engine.config import load_config  # noqa: E402
-from rag_engine.loading import load_document  # noqa: E402
+from rag_engine.ingest.chunking import chunk  # noqa: E402
+from rag_engine.ingest.loading import load_document  # noqa: E402
 
 VOCABULARY = (
     "the zorblat lives in the valley of Quenth and eats blue moss while quillfish swim in cold lakes basalt "

@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from rag_engine.config import load_config  # noqa: E402
-from rag_engine.embedding import bundled_model_path  # noqa: E402
 from rag_engine.engine import Engine  # noqa: E402
 from rag_engine.evaluation.beir import (  # noqa: E402
     BeirData,
@@ -42,7 +41,8 @@ from rag_engine.evaluation.beir import (  # noqa: E402
     run_queries,
 )
 from rag_engine.evaluation.metrics import Run, evaluate  # noqa: E402
-from rag_engine.fusion import Fusion  # noqa: E402
+from rag_engine.ingest.embedding import bundled_model_path  # noqa: E402
+from rag_engine.search.fusion import Fusion  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact-train"
 WEIGHTS = [round(0.05 * i, 2) for i in range(21)]

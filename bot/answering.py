@@ -28,8 +28,7 @@ from bot import render
 from bot.jobs import JobExpiredError, PositionCallback, QueueFullError
 from bot.store import InFlight
 from bot.streaming import ThrottledEditor
-from rag_engine.errors import QuestionError, RagError
-from rag_engine.prompt import check_question
+from rag_engine.errors import RagError
 from rag_engine.records import Answer
 
 if TYPE_CHECKING:
@@ -134,12 +133,7 @@ def label(domain: str | None, use_rag: bool, mode: str | None = None) -> str:
 
 def check(bot: RagBot, question: str, domain: str | None, k: int | None) -> str:
     """Refuse bad input before anything is queued (raises the engine's typed errors)."""
-    question = check_question(question, bot.config.prompt)
-    if domain is not None:
-        bot.engine.knowledge.check_domain(domain)
-    if k is not None and not 1 <= k <= 20:
-        raise QuestionError("k must be between 1 and 20")
-    return question
+    return bot.engine.check(question, domain, k).question
 
 
 async def stream_answer(

@@ -31,9 +31,9 @@ from bot.knowledge_events import UpdateFeed, start_watching
 from bot.store import DomainStore, InFlight, parse_guild_domains
 from rag_engine.config import Config
 from rag_engine.engine import Engine
-from rag_engine.pipeline import AttentionSource
+from rag_engine.explain.view import AttentionSource
+from rag_engine.ingest.watcher import KnowledgeWatcher
 from rag_engine.records import IndexUpdate
-from rag_engine.watcher import KnowledgeWatcher
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class RagBot(commands.Bot):
             if self._attention_factory is not None:
                 self._attention = self._attention_factory()
             else:
-                from rag_engine.attention import AttentionModel
+                from rag_engine.explain.attention import AttentionModel
 
                 self._attention = AttentionModel(self.config.generation)
         return self._attention

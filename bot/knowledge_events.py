@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from rag_engine.engine import Engine
+from rag_engine.ingest.watcher import KnowledgeWatcher
 from rag_engine.records import IndexUpdate
-from rag_engine.watcher import KnowledgeWatcher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

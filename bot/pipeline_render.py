@@ -3,7 +3,7 @@
 Budgeted to Discord's limits: 5 embeds whose texts stay under 6000 characters together, descriptions under
 4096, fields under 1024; the map and the attention heatmap are attachments shown inside steps 2 and 5; the
 full prompt always goes as prompt.txt. Building the view (and the pictures) is the engine's job
-(`rag_engine/pipeline.py`, `rag_engine/pictures.py`); this module only lays it out.
+(`rag_engine/explain/view.py`, `rag_engine/explain/figures.py`); this module only lays it out.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import io
 import discord
 
 from bot.render import truncate
-from rag_engine.pipeline import PipelineView
+from rag_engine.explain.view import PipelineView
 from rag_engine.safe_names import display_name
 
 # Leaves room under Discord's 6000-character total for titles and footers.

@@ -5,7 +5,7 @@ Pure formatting: functions take records (`Answer`, `DomainStats`) and return str
 request for) are respected here, so a long answer or fifty sources can never make a reply fail: 2000
 characters of content; embed title 256, description 4096, at most 25 fields of 256 (name) / 1024 (value),
 footer 2048, and 6000 characters in all. The wording follows the terminal renderer
-(`rag_engine.cli.render`): Euclidean distance, lower is closer, and which passages went into the prompt.
+(`ragscope.render`): Euclidean distance, lower is closer, and which passages went into the prompt.
 
 Not here: buttons and their callbacks (`bot.views`), choosing what to show when (the cogs).
 """
@@ -154,8 +154,14 @@ def _label_line(label: str) -> str:
 def _final_body(answer: Answer) -> tuple[str, str]:
     """(answer text, note): the note explains a not-covered answer, or gives the support check; it must
     survive any cut of the text."""
+    if not answer.covered:  # nothing was generated: the engine gives the facts, the note words them
+        return f"I can't answer that from {_where(answer)}.", not_covered_note(answer)
     text = defuse_mentions(answer.text.strip()) or "*(the model produced no text)*"
-    return text, not_covered_note(answer) or check_note(answer)
+    return text, check_note(answer)
+
+
+def _where(answer: Answer) -> str:
+    return f"the **{_escaped(display_name(answer.domain), 100)}** documents" if answer.domain else "the documents"
 
 
 def answer_content(answer: Answer | None, partial_text: str, *, label: str) -> str:
@@ -190,13 +196,15 @@ def not_covered_note(answer: Answer) -> str:
     """Why nothing was generated when retrieval found nothing close enough; "" for a covered answer."""
     if answer.covered:
         return ""
-    where = f"the **{_escaped(display_name(answer.domain), 100)}** documents" if answer.domain else "the documents"
-    if answer.hits:
-        nearest = min(hit.distance for hit in answer.hits)
+    where = _where(answer)
+    nearest = answer.closest_distance
+    if nearest is not None:
         reason = (
             f"the nearest passage in {where} is at distance {nearest:.3f}, farther than the "
             f"{answer.max_distance:.2f} threshold"
         )
+    elif answer.mode == "bm25":
+        reason = f"no passage in {where} shares a word with the question"
     else:
         reason = f"{where} have no indexed passages"
     return (

@@ -47,7 +47,7 @@ def safe_filename(name: str, extensions: Sequence[str]) -> str:
         raise UploadError("the file name is empty")
     if base in (".", ".."):
         raise UploadError(f"{base!r} is not a file name")
-    # Hidden and editor-scratch names are invisible to the indexer (see rag_engine.loading.is_candidate).
+    # Hidden and editor-scratch names are invisible to the indexer (see rag_engine.ingest.loading.is_candidate).
     if base.startswith((".", "~")):
         raise UploadError(f"{base!r} is a hidden or temporary name; rename the file")
     supported = _supported(extensions)

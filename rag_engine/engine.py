@@ -10,28 +10,32 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from rag_engine.config import RETRIEVAL_MODES, Config
-from rag_engine.embedding import Embedder, SentenceTransformerEmbedder
+from rag_engine.config import MAX_K, RETRIEVAL_MODES, Config
 from rag_engine.errors import IndexStoreError, QuestionError, RagError
-from rag_engine.evidence import select_evidence
-from rag_engine.fusion import Fusion
-from rag_engine.generation import Generator, LlamaGenerator, generator_title
-from rag_engine.grounding import mark_tokens
-from rag_engine.knowledge import KnowledgeBase, Progress
-from rag_engine.prompt import BuiltPrompt, build_norag_prompt, build_prompt, check_question, excerpt_blocks
-from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate, Passage
-from rag_engine.retrieval import search, within_threshold
-from rag_engine.verification import check_answer
+from rag_engine.generate.evidence import select_evidence
+from rag_engine.generate.generation import Generator, LlamaGenerator, generator_title
+from rag_engine.generate.grounding import mark_tokens
+from rag_engine.generate.prompt import BuiltPrompt, build_norag_prompt, build_prompt, excerpt_blocks
+from rag_engine.generate.verification import check_answer
+from rag_engine.ingest.embed_cache import EmbeddingCache
+from rag_engine.ingest.embedding import SentenceTransformerEmbedder
+from rag_engine.ingest.incremental import DomainIndex
+from rag_engine.ingest.knowledge import KnowledgeBase, Progress
+from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate, Passage, Query
+from rag_engine.seams import Embedder
+from rag_engine.search.fusion import Fusion
+from rag_engine.search.retrieval import search, within_threshold
 
 if TYPE_CHECKING:  # watchdog is imported only when a watcher is started
-    from rag_engine.watcher import KnowledgeWatcher
+    from rag_engine.ingest.watcher import KnowledgeWatcher
 
 TokenSink = Callable[[str], None]
 T = TypeVar("T")
@@ -64,27 +68,82 @@ class Engine:
         config: Config,
         embedder: Callable[[], Embedder] | None = None,
         generator: Callable[[], Generator] | None = None,
+        knowledge: KnowledgeBase | None = None,
     ) -> None:
         self.config = config
         self._embedder = _Lazy(embedder or (lambda: SentenceTransformerEmbedder(config.embedding)))
         self._generator = _Lazy(generator or (lambda: LlamaGenerator(config.generation)))
-        self.knowledge = KnowledgeBase(config, self._embedder)
+        # A store may be handed in (tests that watch its syncs); by default the engine makes its own.
+        self._knowledge = knowledge or KnowledgeBase(config, self._embedder)
 
     def embedder(self) -> Embedder:
         """The embedding model (loaded on first call): what the evaluation harness embeds with too."""
         return self._embedder()
 
+    def generator(self) -> Generator:
+        """The language model (loaded on first call): what the attention view tokenizes with too."""
+        return self._generator()
+
+    def with_config(self, config: Config) -> Engine:
+        """Another engine on `config` that shares this one's models (loaded once): the SQuAD harness answers
+        from a scratch knowledge folder with the models already in memory."""
+        return Engine(config, embedder=self._embedder, generator=self._generator)
+
     # -- knowledge -----------------------------------------------------------------------------------
     def domains(self) -> list[str]:
-        return self.knowledge.domain_names()
+        return self._knowledge.domain_names()
+
+    def check_domain(self, domain: str) -> str:
+        """`domain` if it is a subfolder of the knowledge folder, else an `UnknownDomainError` naming the known."""
+        return self._knowledge.check_domain(domain)
+
+    @property
+    def knowledge_folder(self) -> Path:
+        return self._knowledge.root
+
+    def domain_folder(self, domain: str) -> Path:
+        """The folder of a known domain: where an upload goes and the questions file lives."""
+        return self._knowledge.root / self._knowledge.check_domain(domain)
+
+    def domain_files(self, domain: str) -> Iterator[tuple[str, Path]]:
+        """(relative path, absolute path) of every file the domain's index would read."""
+        return self._knowledge.files(domain)
+
+    def refused_domains(self) -> dict[str, str]:
+        """Subfolders that are not domains (a name that cannot be shown, a link out of the folder), with why."""
+        return self._knowledge.refused_domains()
+
+    def known_domains(self) -> set[str]:
+        """Domains with an index in memory (a removed folder's index is forgotten by the next sync)."""
+        return self._knowledge.known_domains()
+
+    def snapshot(self, domain: str, progress: Progress | None = None) -> DomainIndex:
+        """The domain's current index snapshot (synced first unless a watcher keeps it fresh); read-only."""
+        return self._knowledge.get(domain, progress)
+
+    def index_file(self, domain: str) -> Path:
+        """Where the domain's index is stored."""
+        return self._knowledge.index_path(domain)
+
+    def embedding_cache(self) -> EmbeddingCache:
+        return self._knowledge.embedding_cache()
+
+    def sync_all(self) -> list[IndexUpdate]:
+        """Index every domain's changes, and forget the indexes of domains whose folder is gone."""
+        return self._knowledge.sync_all()
+
+    @property
+    def watched(self) -> bool:
+        """True while a watcher keeps the indexes fresh (queries then use the current snapshot as is)."""
+        return self._knowledge.watched
 
     def domain_stats(self, domain: str, progress: Progress | None = None) -> DomainStats:
         """The domain's index status (indexing what changed first, unless a watcher keeps it fresh)."""
-        return self.knowledge.get(domain, progress).stats
+        return self._knowledge.get(domain, progress).stats
 
     def index(self, domain: str, progress: Progress | None = None, full: bool = False) -> IndexUpdate:
         """Apply the folder's changes to the domain's index; `full` re-reads and re-embeds everything."""
-        return self.knowledge.sync(domain, progress, full)
+        return self._knowledge.sync(domain, progress, full)
 
     def watch(
         self,
@@ -93,14 +152,34 @@ class Engine:
         initial_sync: bool = True,
     ) -> KnowledgeWatcher:
         """Follow the knowledge folder from now on (a started watcher; `stop()` it, or use it in `with`)."""
-        from rag_engine.watcher import KnowledgeWatcher
+        from rag_engine.ingest.watcher import KnowledgeWatcher
 
-        return KnowledgeWatcher(self.knowledge, on_update, self.config.watch, on_error).start(initial_sync)
+        return KnowledgeWatcher(self._knowledge, on_update, self.config.watch, on_error).start(initial_sync)
 
     # -- questions -----------------------------------------------------------------------------------
+    def check(
+        self, question: str, domain: str | None = None, k: int | None = None, mode: str | None = None
+    ) -> Query:
+        """The one check of a question on its way in, before any model is loaded: the question stripped and
+        within `prompt.max_question_chars`, the domain known (None: every domain), 1 <= k <= MAX_K, a known
+        retrieval mode. Raises `QuestionError` or `UnknownDomainError` with the reason."""
+        cleaned = _clean_question(question, self.config)
+        top_k = k if k is not None else self.config.retrieval.top_k
+        if not 1 <= top_k <= MAX_K:
+            raise QuestionError(f"k must be between 1 and {MAX_K}, not {top_k}")
+        mode = mode if mode is not None else self.config.retrieval.mode
+        if mode not in RETRIEVAL_MODES:
+            raise QuestionError(f"unknown retrieval mode {mode!r} (known: {', '.join(RETRIEVAL_MODES)})")
+        if domain:
+            domain = self._knowledge.check_domain(domain)
+            domains: tuple[str, ...] = (domain,)
+        else:
+            domain, domains = None, tuple(self._knowledge.domain_names())
+        return Query(question=cleaned, domain=domain, domains=domains, k=top_k, mode=mode)
+
     def answer(
         self,
-        question: str,
+        query: Query | str,
         domain: str | None = None,
         *,
         k: int | None = None,
@@ -108,23 +187,25 @@ class Engine:
         on_token: TokenSink | None = None,
         mode: str | None = None,
     ) -> Answer:
-        """Answer one question. `domain=None` searches every domain; `use_rag=False` skips retrieval; `mode`
-        ("dense", "bm25", "hybrid") overrides `retrieval.mode` for this question."""
+        """Answer one checked `Query` (a plain string is checked first, with `domain`, `k` and `mode`; a
+        `Query` carries its own). `use_rag=False` skips retrieval: the model's weights alone."""
         started = time.perf_counter()
-        question, domains, top_k, mode = self._checked(question, domain, k, mode)
+        if not isinstance(query, Query):
+            query = self.check(query, domain, k, mode)
+        question, domain, top_k, mode = query.question, query.domain, query.k, query.mode
         timings: dict[str, float] = {}
         if not use_rag:
             return self._generate(question, domain, [], None, top_k, timings, started, on_token)
 
-        hits, query = self._retrieve(question, domains, top_k, timings, mode)
-        query_vector = tuple(float(x) for x in query)
+        hits, vector = self._retrieve(question, query.domains, top_k, timings, mode)
+        query_vector = tuple(float(x) for x in vector)
 
         evidence = within_threshold(hits, self.config.retrieval.max_distance)
         if not evidence:
-            answer = self._not_covered(question, domain, hits, top_k, timings, started, on_token, mode)
+            answer = self._not_covered(question, domain, hits, top_k, timings, started)
         else:
-            answer = self._generate(question, domain, hits, evidence, top_k, timings, started, on_token, query)
-        return replace(answer, query_vector=query_vector, searched=tuple(domains), mode=mode)
+            answer = self._generate(question, domain, hits, evidence, top_k, timings, started, on_token, vector)
+        return replace(answer, query_vector=query_vector, searched=query.domains, mode=mode)
 
     def answer_from(
         self, question: str, hits: Sequence[Hit], domain: str | None = None, on_token: TokenSink | None = None
@@ -132,7 +213,7 @@ class Engine:
         """Answer from the given passages as the only context (no search, no threshold): the evaluation's
         oracle column, where the gold file's best passage is handed to the model directly."""
         started = time.perf_counter()
-        question = check_question(question, self.config.prompt)
+        question = _clean_question(question, self.config)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         query = self._embedder().embed([question])[0]
@@ -142,31 +223,22 @@ class Engine:
         return replace(answer, query_vector=tuple(float(x) for x in query))
 
     def retrieve(
-        self, question: str, domain: str | None = None, k: int | None = None, mode: str | None = None
+        self, question: Query | str, domain: str | None = None, k: int | None = None, mode: str | None = None
     ) -> list[Hit]:
-        """Only the retrieval steps (embed the query, search in `mode`, MMR): the best passages, best first."""
-        question, domains, top_k, mode = self._checked(question, domain, k, mode)
-        return self._retrieve(question, domains, top_k, {}, mode)[0]
-
-    def _checked(
-        self, question: str, domain: str | None, k: int | None, mode: str | None
-    ) -> tuple[str, list[str], int, str]:
-        """Refuse bad input before any model is loaded: (clean question, domains to search, k, mode)."""
-        question = check_question(question, self.config.prompt)
-        top_k = k if k is not None else self.config.retrieval.top_k
-        if top_k < 1:
-            raise QuestionError("k must be at least 1")
-        mode = mode if mode is not None else self.config.retrieval.mode
-        if mode not in RETRIEVAL_MODES:
-            raise QuestionError(f"unknown retrieval mode {mode!r} (known: {', '.join(RETRIEVAL_MODES)})")
-        domains = [self.knowledge.check_domain(domain)] if domain else self.knowledge.domain_names()
-        return question, domains, top_k, mode
+        """Only the retrieval steps (embed the query, search in `mode`, MMR): the best passages, best first.
+        Unlike `answer`, `k` may exceed MAX_K here: the evaluation ranks whole domains."""
+        if not isinstance(question, Query):
+            wanted = k if k is not None else self.config.retrieval.top_k
+            question = replace(self.check(question, domain, None, mode), k=wanted)
+            if wanted < 1:
+                raise QuestionError("k must be at least 1")
+        return self._retrieve(question.question, question.domains, question.k, {}, question.mode)[0]
 
     def _retrieve(
         self, question: str, domains: Sequence[str], top_k: int, timings: dict[str, float], mode: str
     ) -> tuple[list[Hit], npt.NDArray[np.float32]]:
         clock = time.perf_counter()
-        spaces = [self.knowledge.get(name).space for name in domains]
+        spaces = [self._knowledge.get(name).space for name in domains]
         embedder = self._embedder()
         timings["load"] = time.perf_counter() - clock
 
@@ -205,7 +277,7 @@ class Engine:
         parts: dict[tuple[str, str], list[Passage]] = {}
         for domain, paths in wanted.items():
             try:
-                stored = self.knowledge.get(domain).space.passages.values() if domain else ()
+                stored = self._knowledge.get(domain).space.passages.values() if domain else ()
             except RagError:
                 stored = ()
             for passage in stored:
@@ -228,37 +300,23 @@ class Engine:
         top_k: int,
         timings: dict[str, float],
         started: float,
-        on_token: TokenSink | None,
-        mode: str,
     ) -> Answer:
-        where = f"the {domain} documents" if domain else "the documents"
-        limit = self.config.retrieval.max_distance
-        if hits:
-            closest = min(hit.distance for hit in hits)  # in bm25 and hybrid modes rank 1 need not be closest
-            text = (
-                f"I can't answer that from {where}: the closest passage is at distance {closest:.2f}, "
-                f"farther than the {limit:.2f} threshold, so they do not seem to cover it."
-            )
-        elif mode == "bm25":
-            text = f"I can't answer that from {where}: no passage shares a word with the question."
-        else:
-            text = f"I can't answer that from {where}: there are no indexed passages."
-        if on_token:
-            on_token(text)
+        """Nothing within `max_distance`: no text is generated. The answer carries the facts (covered=False,
+        the hits with their distances, the threshold, the mode) and each surface words them once."""
         timings["total"] = time.perf_counter() - started
         return Answer(
             question=question,
             domain=domain,
             used_rag=True,
-            text=text,
             hits=tuple(hits),
+            text="",
             prompt="",
             prompt_tokens=0,
             tokens=(),
             timings=timings,
             models=self._models(),
             top_k=top_k,
-            max_distance=limit,
+            max_distance=self.config.retrieval.max_distance,
             covered=False,
             grounding="refused",
         )
@@ -352,3 +410,14 @@ class Engine:
             evidence=checked.evidence,
             grounding=checked.verdict,
         )
+
+
+def _clean_question(question: str, config: Config) -> str:
+    """The question stripped, or a `QuestionError` if it is empty or too long."""
+    cleaned = question.strip()
+    if not cleaned:
+        raise QuestionError("the question is empty")
+    limit = config.prompt.max_question_chars
+    if len(cleaned) > limit:
+        raise QuestionError(f"the question is {len(cleaned):,} characters long; the limit is {limit:,}")
+    return cleaned

@@ -164,6 +164,19 @@ class Claim:
         return {"span": self.span, "kind": self.kind, "supported": self.supported, "passage": self.path}
 
 
+@dataclass(frozen=True)
+class Query:
+    """A question that passed `Engine.check`: stripped and within the length limit, its domain known (None: all
+    domains), `k` within 1..MAX_K and a known retrieval mode. What `Engine.answer` takes."""
+
+    question: str
+    domain: str | None
+    # The domains that will be searched: the one asked for, or every domain at the time of the check.
+    domains: tuple[str, ...]
+    k: int
+    mode: str
+
+
 # How an answer stands against the passages in its prompt (`Answer.grounding`):
 # "grounded"    every checkable claim is in the passages and an evidence sentence supports the answer;
 # "partly"      some claims are in the passages, some are not;
@@ -189,7 +202,8 @@ class Answer:
     models: dict[str, str]
     top_k: int
     max_distance: float
-    # False when retrieval found nothing within max_distance: the text then says so and nothing was generated.
+    # False when retrieval found nothing within max_distance: nothing was generated and `text` is empty; the facts
+    # are the hits, `closest_distance`, `max_distance` and `mode`, and each surface words them.
     covered: bool = True
     context_tokens: int = 0
     # The question's embedding (empty without retrieval) and the domains searched: what the pipeline view
@@ -210,6 +224,11 @@ class Answer:
     grounding: str = ""
 
     @property
+    def closest_distance(self) -> float | None:
+        """The smallest distance among the hits (in bm25 and hybrid modes rank 1 need not be the closest)."""
+        return min((hit.distance for hit in self.hits), default=None)
+
+    @property
     def unsupported(self) -> tuple[Claim, ...]:
         return tuple(claim for claim in self.support if not claim.supported)
 
@@ -220,6 +239,7 @@ class Answer:
             "domain": self.domain,
             "used_rag": self.used_rag,
             "covered": self.covered,
+            "closest_distance": self.closest_distance,
             "answer": self.text,
             "sources": [
                 {

@@ -15,6 +15,7 @@ import pytest
 
 from rag_engine.config import Config, load_config
 from rag_engine.engine import Engine
+from rag_engine.ingest.knowledge import KnowledgeBase
 from tests.fakes import EchoGenerator, HashingEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,8 +87,16 @@ def generator() -> EchoGenerator:
 
 
 @pytest.fixture
-def fake_engine(config: Config, embedder: HashingEmbedder, generator: EchoGenerator) -> Engine:
-    return Engine(config, embedder=lambda: embedder, generator=lambda: generator)
+def knowledge_base(config: Config, embedder: HashingEmbedder) -> KnowledgeBase:
+    """The store under `fake_engine`, for tests that watch or disturb its syncs and folder listings."""
+    return KnowledgeBase(config, lambda: embedder)
+
+
+@pytest.fixture
+def fake_engine(
+    config: Config, embedder: HashingEmbedder, generator: EchoGenerator, knowledge_base: KnowledgeBase
+) -> Engine:
+    return Engine(config, embedder=lambda: embedder, generator=lambda: generator, knowledge=knowledge_base)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from bot import render
 from bot.answering import AnswerDropped, Asker, check, comparison_content, final_content, stream_answer
 from bot.cogs import admit, domain_choices, refusal, user_message
 from bot.views import AnswerView
+from rag_engine.config import MAX_K
 from rag_engine.errors import RagError
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class AskCog(commands.Cog):
         self,
         interaction: discord.Interaction,
         question: str,
-        k: app_commands.Range[int, 1, 20] | None = None,
+        k: app_commands.Range[int, 1, MAX_K] | None = None,
         domain: str | None = None,
         mode: app_commands.Choice[str] | None = None,
     ) -> None:

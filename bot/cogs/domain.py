@@ -35,7 +35,7 @@ class DomainCog(commands.Cog):
                 ephemeral=True,
             )
             return
-        chosen = None if name == "all" else self.bot.engine.knowledge.check_domain(name)
+        chosen = None if name == "all" else self.bot.engine.check_domain(name)
         await asyncio.to_thread(self.bot.domains.set, interaction.channel_id, chosen)
         await interaction.response.send_message(
             f"This channel now searches **{chosen or 'all domains'}** (was {current or 'all domains'})."

@@ -39,6 +39,7 @@ from bot.render import (
     defuse_mentions,
     truncate,
 )
+from rag_engine.config import MAX_K
 from rag_engine.evaluation.answers import AnswerResult, evaluate_answers, summarize
 from rag_engine.evaluation.domains import (
     MRR_DEPTH,
@@ -238,14 +239,14 @@ class EvalCog(commands.Cog):
         self,
         interaction: discord.Interaction,
         domain: str | None = None,
-        k: app_commands.Range[int, 1, 20] | None = None,
+        k: app_commands.Range[int, 1, MAX_K] | None = None,
         what: str = "retrieval",
     ) -> None:
         engine = self.bot.engine
         if domain is None:
             chosen = self.bot.channel_domain(interaction.channel_id, interaction.guild_id)
         else:
-            chosen = None if domain == "all" else engine.knowledge.check_domain(domain)
+            chosen = None if domain == "all" else engine.check_domain(domain)
         # Say so at once when there is nothing to evaluate, rather than after a deferral.
         if chosen is not None and not questions_path(engine, chosen).is_file():
             await interaction.response.send_message(

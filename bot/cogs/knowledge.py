@@ -75,7 +75,7 @@ class KnowledgeCog(commands.GroupCog, group_name="knowledge", group_description=
     ) -> None:
         if not await self._permitted(interaction):
             return
-        self.bot.engine.knowledge.check_domain(domain)
+        self.bot.engine.check_domain(domain)
         limit = self.bot.config.bot.max_upload_bytes
         if file.size > limit:
             await interaction.response.send_message(
@@ -86,7 +86,7 @@ class KnowledgeCog(commands.GroupCog, group_name="knowledge", group_description=
         safe_filename(file.filename, self.bot.config.loading.extensions)
         await interaction.response.defer(thinking=True)
         data = await file.read()
-        folder = self.bot.engine.knowledge.root / domain
+        folder = self.bot.engine.domain_folder(domain)
         indexed = self.bot.next_update(domain)  # registered before the file lands, so the update is not missed
         saved = await asyncio.to_thread(
             save_upload,
@@ -125,7 +125,7 @@ class KnowledgeCog(commands.GroupCog, group_name="knowledge", group_description=
     async def reindex(self, interaction: discord.Interaction, domain: str) -> None:
         if not await self._permitted(interaction):
             return
-        self.bot.engine.knowledge.check_domain(domain)
+        self.bot.engine.check_domain(domain)
         await interaction.response.defer(thinking=True)
         update = await asyncio.to_thread(self.bot.engine.index, domain, None, True)
         await interaction.edit_original_response(

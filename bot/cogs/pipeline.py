@@ -17,7 +17,8 @@ from discord.ext import commands
 from bot.answering import Asker, check, queued, stream_answer
 from bot.cogs import admit, domain_choices
 from bot.pipeline_render import pipeline_message
-from rag_engine.pipeline import build_pipeline
+from rag_engine.config import MAX_K
+from rag_engine.explain.view import build_pipeline
 from rag_engine.records import Answer
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ async def pipeline_for(
     """Build (in the generation queue, for `asker`) and lay out the pipeline view of `answer`."""
 
     def build() -> tuple[object, bytes | None, bytes | None]:
-        from rag_engine.pictures import attention_png, embedding_map_png
+        from rag_engine.explain.figures import attention_png, embedding_map_png
 
         view = build_pipeline(bot.engine, answer, bot.attention())
         map_png = embedding_map_png(view) if view.query is not None else None
@@ -58,7 +59,7 @@ class PipelineCog(commands.Cog):
         interaction: discord.Interaction,
         question: str,
         domain: str | None = None,
-        k: app_commands.Range[int, 1, 20] | None = None,
+        k: app_commands.Range[int, 1, MAX_K] | None = None,
     ) -> None:
         if domain is None:
             chosen = self.bot.channel_domain(interaction.channel_id, interaction.guild_id)

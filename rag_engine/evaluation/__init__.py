@@ -6,6 +6,6 @@
 - `qa.py`: answer quality on a SQuAD-format file, with and without RAG (`ragscope eval qa`).
 - `domains.py`: the shipped domains' question files (`ragscope eval domains`, the bot's `/eval`).
 
-The terminal commands are put together in `rag_engine/cli/evaluate.py`; nothing is imported here, so loading one
+The terminal commands are put together in `ragscope/eval_commands.py`; nothing is imported here, so loading one
 evaluation never loads the others.
 """

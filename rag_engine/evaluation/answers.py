@@ -48,8 +48,8 @@ from rag_engine.evaluation.domains import (
     load_questions,
     questions_path,
 )
+from rag_engine.generate.support import NUMBER_WORDS, is_refusal
 from rag_engine.records import Answer, Hit
-from rag_engine.support import NUMBER_WORDS, is_refusal
 
 COLUMNS = ("rag", "norag", "oracle")
 _TOKEN = re.compile(r"[^\W_]+(?:[.,][0-9]+)*", re.UNICODE)
@@ -324,7 +324,7 @@ def render(body: dict[str, Any]) -> str:
 # -- terminal -------------------------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add `answers` to the `eval` subcommands; the parser's `eval_handler` default is `run_answers`."""
-    from rag_engine.cli import _common  # at call time: rag_engine.cli imports the module that calls this
+    from ragscope.cli import _common  # at call time: ragscope.cli imports the module that calls this
 
     parser = subparsers.add_parser(
         "answers",
@@ -343,7 +343,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_answers(args: argparse.Namespace, engine: Engine) -> int:
-    from rag_engine.cli import progress_bar
+    from ragscope.cli import progress_bar
 
     columns = tuple(name.strip() for name in args.columns.split(",") if name.strip())
     unknown = set(columns) - set(COLUMNS)
@@ -351,9 +351,9 @@ def run_answers(args: argparse.Namespace, engine: Engine) -> int:
         raise QuestionError(f"--columns takes rag (always) and any of norag, oracle; not {', '.join(unknown)}")
     if args.questions is not None and not args.domain:
         raise QuestionError("--questions needs --domain (the domain whose documents answer them)")
-    names = [engine.knowledge.check_domain(args.domain)] if args.domain else evaluated_domains(engine)
+    names = [engine.check_domain(args.domain)] if args.domain else evaluated_domains(engine)
     if not names:
-        raise QuestionsFileError(f"no domain of {engine.knowledge.root} has a {QUESTIONS_FILE}")
+        raise QuestionsFileError(f"no domain of {engine.knowledge_folder} has a {QUESTIONS_FILE}")
     started = time.perf_counter()
     per_domain = {}
     for name in names:

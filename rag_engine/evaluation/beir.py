@@ -8,7 +8,7 @@ and a `Bm25Index` like any domain's, and every query with judgements is answered
 function `Engine.retrieve` calls) 100 deep; MMR re-ranking (`--rerank mmr`) is off unless asked for or set in
 `retrieval.mmr_lambda`. `metrics.py` scores the run as trec_eval would.
 
-Not here: the terminal command (`rag_engine/cli/evaluate.py`) and answer quality (`qa.py`).
+Not here: the terminal command (`ragscope/eval_commands.py`) and answer quality (`qa.py`).
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from rag_engine.config import RetrievalConfig
 from rag_engine.engine import Engine
 from rag_engine.errors import RagError
 from rag_engine.evaluation.metrics import Run, evaluate
-from rag_engine.fusion import Fusion
-from rag_engine.incremental import VectorSource
-from rag_engine.index import FaissIndex
-from rag_engine.lexical import Bm25Index
+from rag_engine.ingest.incremental import VectorSource
 from rag_engine.records import Passage
-from rag_engine.retrieval import SearchSpace, search
+from rag_engine.search.fusion import Fusion
+from rag_engine.search.index import FaissIndex
+from rag_engine.search.lexical import Bm25Index
+from rag_engine.search.retrieval import SearchSpace, search
 
 Progress = Callable[[int, int], None]
 # Recall@100 needs the 100 best of every query.
@@ -130,7 +130,7 @@ def build_space(
     cache; the `VectorSource` says how many documents were embedded and how many came from the cache."""
     document_ids = list(data.documents)
     texts = [data.documents[d] for d in document_ids]
-    source = VectorSource(engine.embedder, engine.knowledge.embedding_cache(), use_cache=True)
+    source = VectorSource(engine.embedder, engine.embedding_cache(), use_cache=True)
     vectors = source.vectors(texts, None, progress)
     index = FaissIndex(vectors.shape[1])
     index.add(range(len(texts)), vectors)

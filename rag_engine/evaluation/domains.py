@@ -12,7 +12,7 @@ report over the four shipped domains takes a second or two. `evaluate_domain` is
 (`ragscope eval domains`) and the bot (`/eval`) use; the terminal wiring is `register` and `run_domains`.
 
 Not here: answer quality (that needs gold answers the shipped domains do not have in a scorable form; see
-`qa.py` for SQuAD), the parent `eval` command (`rag_engine/cli/evaluate.py`), Discord rendering (`bot/cogs/eval.py`).
+`qa.py` for SQuAD), the parent `eval` command (`ragscope/eval_commands.py`), Discord rendering (`bot/cogs/eval.py`).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def overall(reports: Sequence[DomainReport]) -> dict[str, Any]:
 
 # -- questions ------------------------------------------------------------------------------------------------
 def questions_path(engine: Engine, domain: str) -> Path:
-    return engine.knowledge.root / domain / QUESTIONS_FILE
+    return engine.domain_folder(domain) / QUESTIONS_FILE
 
 
 def evaluated_domains(engine: Engine) -> list[str]:
@@ -212,7 +212,7 @@ def evaluate_domain(
 
     Blocking (embeds every question): call it from a worker thread in async code.
     """
-    domain = engine.knowledge.check_domain(domain)
+    domain = engine.check_domain(domain)
     top_k = engine.config.retrieval.top_k if k is None else k
     if top_k < 1:
         raise QuestionError("k must be at least 1")
@@ -239,7 +239,7 @@ def evaluate_domain(
 # -- terminal -------------------------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add `domains` to the `eval` subcommands; the parser's `eval_handler` default is `run_domains`."""
-    from rag_engine.cli import _common  # at call time: rag_engine.cli imports the module that calls this
+    from ragscope.cli import _common  # at call time: ragscope.cli imports the module that calls this
 
     parser = subparsers.add_parser(
         "domains",
@@ -258,13 +258,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_domains(args: argparse.Namespace, engine: Engine) -> int:
     """`ragscope eval domains`: one report per domain and the overall numbers."""
-    from rag_engine.cli import progress_bar
+    from ragscope.cli import progress_bar
 
     if args.k is not None and args.k < 1:
         raise QuestionError("--k must be at least 1")
-    names = [engine.knowledge.check_domain(args.domain)] if args.domain else evaluated_domains(engine)
+    names = [engine.check_domain(args.domain)] if args.domain else evaluated_domains(engine)
     if not names:
-        raise QuestionsFileError(f"no domain of {engine.knowledge.root} has a {QUESTIONS_FILE}")
+        raise QuestionsFileError(f"no domain of {engine.knowledge_folder} has a {QUESTIONS_FILE}")
     reports = []
     for name in names:
         with progress_bar(f"evaluating {name}", "question") as progress:

@@ -18,7 +18,7 @@ With `--limit N` the N questions are spread evenly over the file (every article 
 N; every paragraph is indexed either way, so retrieval always searches the whole file.
 
 Not here: retrieval-only metrics over the shipped domains (`domains.py`), the parent `eval` command
-(`rag_engine/cli/evaluate.py`).
+(`ragscope/eval_commands.py`).
 """
 
 from __future__ import annotations
@@ -362,7 +362,7 @@ def evaluate_squad(
 # -- terminal ---------------------------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add `qa` to the `eval` subcommands; the parser's `eval_handler` default is `run_qa`."""
-    from rag_engine.cli import _common  # at call time: rag_engine.cli imports the module that calls this
+    from ragscope.cli import _common  # at call time: ragscope.cli imports the module that calls this
 
     parser = subparsers.add_parser(
         "qa",
@@ -392,7 +392,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run_qa(args: argparse.Namespace, engine: Engine) -> int:
     """`ragscope eval qa`: `engine` gives the settings, data folder and models; the knowledge folder is the
     SQuAD paragraphs'."""
-    from rag_engine.cli import progress_bar
+    from ragscope.cli import progress_bar
 
     if args.limit is not None and args.limit < 1:
         raise QuestionError("--limit must be at least 1")
@@ -407,9 +407,7 @@ def run_qa(args: argparse.Namespace, engine: Engine) -> int:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ragscope-squad-")))
         write_knowledge(squad, root / domain)
         # Same models (already-loaded ones are shared, and a test's fakes stay fakes), other knowledge folder.
-        squad_engine = Engine(
-            engine.config.with_paths(knowledge_dir=root), embedder=engine._embedder, generator=engine._generator
-        )
+        squad_engine = engine.with_config(engine.config.with_paths(knowledge_dir=root))
         with progress_bar(f"indexing {domain}", "passage") as progress:
             squad_engine.index(domain, progress)
         with progress_bar("asking (RAG and no RAG)", "question") as progress:

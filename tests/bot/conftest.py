@@ -20,7 +20,7 @@ from bot.client import RagBot
 from bot.jobs import GenerationQueue
 from rag_engine.config import Config, WatchConfig
 from rag_engine.engine import Engine
-from rag_engine.generation import Generator
+from rag_engine.generate.generation import Generator
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.fixtures import emulator
 from tests.fakes import EchoGenerator, HashingEmbedder

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import RedactSecret, configure_logging, main, read_token
-from rag_engine.cli import main as ragscope
 from rag_engine.config import load_config
+from ragscope.cli import main as ragscope
 
 
 def test_without_a_token_it_exits_with_a_hint(

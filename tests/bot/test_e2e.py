@@ -30,9 +30,9 @@ import pytest
 from bot.client import RagBot
 from bot.render import answer_content, check_note
 from rag_engine.config import Config, WatchConfig, load_config
-from rag_engine.embedding import SentenceTransformerEmbedder
 from rag_engine.engine import Engine
-from rag_engine.generation import LlamaGenerator
+from rag_engine.generate.generation import LlamaGenerator
+from rag_engine.ingest.embedding import SentenceTransformerEmbedder
 from rag_engine.records import Answer
 from tests.conftest import REPO, SHIPPED_KNOWLEDGE
 from tests.discord_emulator import DiscordEmulator, InteractionRecord, MessageRecord, running_bot

@@ -1,7 +1,7 @@
 """`/eval`: the retrieval report of a domain's questions.jsonl, through the real discord.py client and the
 loopback emulator, over fake models; and the embed's layout within Discord's limits.
 
-The questions are the ones of tests/rag_engine/test_eval_domains.py: with k=1 two hits and one miss of
+The questions are the ones of tests/rag_engine/evaluation/test_eval_domains.py: with k=1 two hits and one miss of
 known rank (hit@1 67%, MRR 0.833).
 """
 
@@ -20,7 +20,7 @@ from rag_engine.config import Config
 from rag_engine.evaluation.domains import DomainReport, QuestionResult
 from tests.conftest import write
 from tests.discord_emulator import DiscordEmulator
-from tests.rag_engine.test_eval_domains import write_questions
+from tests.rag_engine.evaluation.test_eval_domains import write_questions
 
 
 @pytest.fixture

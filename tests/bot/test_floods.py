@@ -24,7 +24,7 @@ from rag_engine.config import Config
 from tests.bot.conftest import GatedGenerator, connected_bot
 from tests.discord_emulator import DiscordEmulator, InteractionRecord, MessageRecord
 from tests.fakes import EchoGenerator
-from tests.rag_engine.test_eval_domains import write_questions
+from tests.rag_engine.evaluation.test_eval_domains import write_questions
 
 ZORBLAT_FOOD = "What does the zorblat eat?"
 ZORBLAT_AUTHOR = "Who described the zorblat?"

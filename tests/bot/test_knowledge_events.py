@@ -13,6 +13,7 @@ from pathlib import Path
 from bot.knowledge_events import UpdateFeed, start_watching
 from rag_engine.config import Config, WatchConfig
 from rag_engine.engine import Engine
+from rag_engine.ingest.knowledge import KnowledgeBase
 from rag_engine.records import IndexUpdate
 from tests.conftest import write
 from tests.fakes import EchoGenerator, HashingEmbedder
@@ -26,7 +27,7 @@ async def test_updates_arrive_on_the_loop_thread(config: Config, knowledge_dir: 
     engine = Engine(fast(config), embedder=HashingEmbedder, generator=EchoGenerator)
     watcher, feed = await start_watching(engine)
     try:
-        assert engine.knowledge.watched
+        assert engine.watched
         first_builds = {(await asyncio.wait_for(feed.get(), timeout=10)).domain for _ in range(2)}
         assert first_builds == {"geology", "zoology"}
         loop_thread = threading.get_ident()
@@ -58,10 +59,11 @@ async def test_push_from_a_foreign_thread_and_after_the_loop_closed() -> None:
 async def test_a_failed_update_reaches_the_error_queue_and_watching_goes_on(
     config: Config, knowledge_dir: Path
 ) -> None:
-    engine = Engine(fast(config), embedder=HashingEmbedder, generator=EchoGenerator)
+    knowledge = KnowledgeBase(fast(config), HashingEmbedder)
+    engine = Engine(fast(config), embedder=HashingEmbedder, generator=EchoGenerator, knowledge=knowledge)
     engine.index("geology")
     engine.index("zoology")
-    real_sync = engine.knowledge.sync
+    real_sync = knowledge.sync
     failures = iter([RuntimeError("disk on fire")])
 
     def sync_failing_once(domain: str, *args: object, **kwargs: object) -> IndexUpdate:
@@ -71,7 +73,7 @@ async def test_a_failed_update_reaches_the_error_queue_and_watching_goes_on(
         return real_sync(domain)
 
     watcher, feed = await start_watching(engine)  # nothing changed: the first sync reports nothing
-    engine.knowledge.sync = sync_failing_once  # type: ignore[method-assign]
+    knowledge.sync = sync_failing_once  # type: ignore[method-assign]
     try:
         await asyncio.to_thread(write, knowledge_dir / "geology" / "obsidian.md", "Obsidian is volcanic glass.\n")
         assert await asyncio.wait_for(feed.errors.get(), timeout=10) == ("geology", "disk on fire")

@@ -180,11 +180,13 @@ def test_content_placeholders_and_mentions() -> None:
     assert "everyone" in content and "here" in content
 
 
-def test_a_not_covered_answer_carries_its_note_even_when_cut() -> None:
-    far = make_answer(hits=(make_hit(1, 1.5),), covered=False, text="I can't answer that. " * 200, tokens=())
+def test_a_not_covered_answer_is_worded_from_the_engines_facts() -> None:
+    far = make_answer(hits=(make_hit(1, 1.5), make_hit(2, 1.25)), covered=False, text="", tokens=())
     content = answer_content(far, "", label="RAG answer · zoology")
-    assert len(content) <= MESSAGE_LIMIT
-    assert content.endswith(not_covered_note(far)) and "…\n-# Not covered" in content
+    assert content.startswith("**RAG answer · zoology**\nI can't answer that from the **zoology** documents.\n")
+    assert content.endswith(not_covered_note(far))
+    assert "at distance 1.250, farther than the" in content  # the closest hit, not rank 1
+    assert "produced no text" not in content
 
 
 def test_answer_messages_split_instead_of_cutting() -> None:

@@ -10,7 +10,7 @@ import pytest
 from bot.uploads import UploadError, safe_filename, save_upload
 from rag_engine.config import LoadingConfig
 from rag_engine.errors import RagError
-from rag_engine.loading import is_candidate
+from rag_engine.ingest.loading import is_candidate
 
 EXTENSIONS = LoadingConfig().extensions
 

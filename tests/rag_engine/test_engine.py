@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rag_engine.config import Config
+from rag_engine.config import MAX_K, Config
 from rag_engine.engine import Engine, generator_name
 from rag_engine.errors import KnowledgeFolderError, QuestionError, UnknownDomainError
+from rag_engine.records import Query
 from tests.conftest import write
 from tests.fakes import EchoGenerator, HashingEmbedder
 
@@ -53,8 +54,9 @@ def test_question_far_from_every_passage_is_not_answered(config: Config, embedde
     strict = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, max_distance=0.2))
     engine = Engine(strict, embedder=lambda: embedder, generator=lambda: generator)
     answer = engine.answer("Completely unrelated question about stock markets", "zoology")
-    assert not answer.covered
-    assert "do not seem to cover it" in answer.text and "0.20" in answer.text
+    assert not answer.covered and answer.text == ""  # facts only: each surface words them
+    assert answer.closest_distance == min(hit.distance for hit in answer.hits) > answer.max_distance == 0.2
+    assert answer.to_dict()["closest_distance"] == answer.closest_distance
     assert answer.hits and generator.prompts == []  # the model was never asked
 
 
@@ -114,7 +116,7 @@ def test_missing_knowledge_folder(config: Config, tmp_path: Path) -> None:
         engine.answer("anything")
 
 
-@pytest.mark.parametrize(("question", "k"), [("", None), ("x" * 5000, None), ("fine", 0)])
+@pytest.mark.parametrize(("question", "k"), [("", None), ("x" * 5000, None), ("fine", 0), ("fine", MAX_K + 1)])
 def test_bad_questions_raise_before_any_model_is_used(config: Config, question: str, k: int | None) -> None:
     def no_model() -> HashingEmbedder:
         raise AssertionError("a model was loaded for a bad question")
@@ -127,4 +129,43 @@ def test_bad_questions_raise_before_any_model_is_used(config: Config, question: 
 def test_empty_domain_answers_that_nothing_is_indexed(fake_engine: Engine, knowledge_dir: Path) -> None:
     (knowledge_dir / "empty").mkdir()
     answer = fake_engine.answer("zorblat", "empty")
-    assert not answer.covered and "no indexed passages" in answer.text
+    assert not answer.covered and answer.hits == () and answer.closest_distance is None
+
+
+def test_check_is_the_one_check_and_answer_takes_its_query(fake_engine: Engine, generator: EchoGenerator) -> None:
+    query = fake_engine.check("  Where does the zorblat live?  ", "zoology", 2, "bm25")
+    assert query == Query("Where does the zorblat live?", "zoology", ("zoology",), 2, "bm25")
+    everywhere = fake_engine.check("zorblat")
+    assert everywhere.domain is None and everywhere.domains == tuple(fake_engine.domains())
+    assert (everywhere.k, everywhere.mode) == (fake_engine.config.retrieval.top_k, fake_engine.config.retrieval.mode)
+    answer = fake_engine.answer(query)
+    assert (answer.question, answer.domain, answer.top_k, answer.mode) == (query.question, "zoology", 2, "bm25")
+    assert len(answer.hits) <= 2
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        (("   ",), "the question is empty"),
+        (("x" * 5000,), "5,000 characters long; the limit is 1,000"),
+        (("fine", None, 0), f"k must be between 1 and {MAX_K}, not 0"),
+        (("fine", None, MAX_K + 1), f"k must be between 1 and {MAX_K}"),
+        (("fine", None, None, "fuzzy"), "unknown retrieval mode 'fuzzy'"),
+    ],
+)
+def test_check_refuses_bad_input_with_the_reason(fake_engine: Engine, arguments: tuple, reason: str) -> None:
+    with pytest.raises(QuestionError, match=reason.replace("(", r"\(")):
+        fake_engine.check(*arguments)
+
+
+def test_check_refuses_an_unknown_domain_naming_the_known(fake_engine: Engine) -> None:
+    with pytest.raises(UnknownDomainError, match="known: geology, zoology"):
+        fake_engine.check("zorblat", "botany")
+    assert fake_engine.domain_folder("zoology") == fake_engine.knowledge_folder / "zoology"
+    with pytest.raises(UnknownDomainError):
+        fake_engine.domain_folder("../etc")
+
+
+def test_a_shared_model_engine_loads_nothing_again(fake_engine: Engine, config: Config, tmp_path: Path) -> None:
+    other = fake_engine.with_config(config.with_paths(data_dir=tmp_path / "other"))
+    assert other.embedder() is fake_engine.embedder() and other.generator() is fake_engine.generator()

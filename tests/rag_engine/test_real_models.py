@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from rag_engine.cli import main
 from rag_engine.config import Config, load_config
 from rag_engine.engine import Engine, generator_name
-from rag_engine.generation import LlamaGenerator
-from rag_engine.prompt import build_prompt
+from rag_engine.generate.generation import LlamaGenerator
+from rag_engine.generate.prompt import build_prompt
+from ragscope.cli import main
 from tests.conftest import REPO, SHIPPED_KNOWLEDGE, write
 from tests.pdf import make_pdf
 
@@ -108,7 +108,7 @@ def test_prompt_budget_is_counted_with_the_model_tokenizer(real_engine: Engine, 
 def ragscope(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     """The installed console script, as a user runs it (falls back to the module if not on PATH)."""
     executable = shutil.which("ragscope", path=str(Path(sys.executable).parent))
-    command = [executable] if executable else [sys.executable, "-c", "from rag_engine.cli import main; main()"]
+    command = [executable] if executable else [sys.executable, "-c", "from ragscope.cli import main; main()"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
         [*command, *args, "--data-dir", str(data_dir)],

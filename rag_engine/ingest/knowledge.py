@@ -1,0 +1,474 @@
+"""The knowledge store: domains (subfolders of the knowledge folder), their current snapshots, persistence.
+
+`sync(domain)` brings a domain's index up to date with its folder: it starts from the snapshot in memory
+(else the one stored on disk, if it was made with the same model and chunking settings), lets
+`incremental.py` apply only what changed, writes the result atomically, then swaps it in with one reference
+assignment. Queries read whatever snapshot is current and never wait for, or see, an update in progress.
+Syncs of one domain are serialised; different domains do not block each other. Watching the folder for
+changes is `watcher.py`'s job; this module only reacts when asked.
+
+The folder boundary lives here too: nothing outside the resolved knowledge folder is ever listed or read.
+Symlinks are followed only when their fully resolved target is inside it; a link leading outside, nowhere or
+in a loop is skipped with a reason naming it, and every read is checked again at the moment the file is
+opened (`ConfinedPath`). A folder that cannot be listed fails the sync, keeping the last good index.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path, PosixPath
+from typing import Any
+
+from rag_engine.config import Config
+from rag_engine.errors import (
+    IndexStoreError,
+    KnowledgeFolderError,
+    KnowledgeFolderReadError,
+    SymlinkError,
+    UnknownDomainError,
+)
+from rag_engine.ingest.embed_cache import EmbeddingCache
+from rag_engine.ingest.incremental import DomainIndex, FileRecord, Progress, Scan, VectorSource, next_snapshot
+from rag_engine.ingest.loading import is_candidate
+from rag_engine.ingest.storage import load_domain_index, remove_stale_temps, save_domain_index
+from rag_engine.records import DomainStats, IndexUpdate, Passage, SkippedFile
+from rag_engine.seams import Embedder
+from rag_engine.search.index import FaissIndex
+from rag_engine.search.lexical import Bm25Index
+from rag_engine.search.retrieval import SearchSpace
+
+log = logging.getLogger(__name__)
+
+# Bumped whenever the stored layout changes; an index of another format is rebuilt, not misread.
+INDEX_FORMAT = 2
+
+# Folders nested deeper than this below a domain folder are skipped with a reason. No document collection
+# nests this far; a tree 1,000 deep (a script gone wrong, a hostile upload) would otherwise run past the
+# path length limit, and recursive walkers past the stack.
+MAX_FOLDER_DEPTH = 32
+
+__all__ = ["ConfinedPath", "DomainIndex", "KnowledgeBase", "Progress"]
+
+
+def _is_inside(real: str, root_real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def resolve_inside(path: str, root_real: str, shown: str) -> str:
+    """`path` with every symlink resolved, if that is inside `root_real` (itself resolved); else a
+    `SymlinkError` whose reason names `shown`. FileNotFoundError when it leads nowhere (a broken link, a file
+    that is gone): the caller knows which."""
+    try:
+        real = os.path.realpath(path, strict=True)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SymlinkError(f"symlink loop: {shown}") from exc
+        raise
+    if not _is_inside(real, root_real):
+        raise SymlinkError(f"symlink to outside the knowledge folder: {shown}")
+    return real
+
+
+class ConfinedPath(PosixPath):
+    """A file of a domain whose path is checked again each time it is handed to the OS (`open`, `stat`, anything
+    that calls `os.fspath`): resolved, and refused with `SymlinkError` unless the result is still inside the
+    knowledge folder. The walk checked it once; this catches a link swapped in between the walk and the read,
+    and the loaders need not know (they open what they are given). The OS is handed the resolved path, so what
+    was checked is what is opened, short of a folder swapped in the microseconds between the two.
+    (POSIX only, like the watcher.)"""
+
+    # Empty on paths derived from this one (`.parent`, `/ name`): those are ordinary paths.
+    _root_real: str = ""
+    _shown: str = ""
+
+    @classmethod
+    def inside(cls, path: str, root_real: str, shown: str) -> ConfinedPath:
+        confined = cls(path)
+        confined._root_real = root_real
+        confined._shown = shown
+        return confined
+
+    def __fspath__(self) -> str:
+        if not self._root_real:
+            return str(self)
+        return resolve_inside(str(self), self._root_real, self._shown)
+
+
+@dataclass
+class _Walk:
+    """What one walk of a domain folder found: candidate files with their stat, and what it did not follow
+    (links leading outside, nowhere or in a loop; folders nested too deep), by relative path, with why."""
+
+    files: list[tuple[str, Path, os.stat_result]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def scan(self) -> Scan:
+        """Each file's size and change stamp: the later of its mtime and its ctime. The ctime moves on a `chmod`
+        too, so a file that failed as unreadable is read again once its permissions are fixed (its mtime
+        alone would never change), and on a copy that kept an old mtime (`cp -p` over a file)."""
+        return {
+            relative: (info.st_size, max(info.st_mtime_ns, info.st_ctime_ns), path)
+            for relative, path, info in self.files
+        }
+
+
+class KnowledgeBase:
+    """Owns the domain snapshots of one knowledge folder; the embedder is created on first need.
+
+    `watched` is set while a watcher keeps the snapshots fresh: queries then use the current snapshot as is.
+    Without a watcher every `get` first syncs: one `stat` per file (about 20 ms per 1,000 files) when nothing
+    changed.
+    """
+
+    def __init__(self, config: Config, embedder: Callable[[], Embedder]) -> None:
+        self.config = config
+        self.root = Path(config.paths.knowledge_dir)
+        self.data_dir = Path(config.paths.data_dir)
+        self.watched = False
+        # How folders are listed: `os.scandir`. The seam tests use to make a folder fail as the OS would (root
+        # reads folders that `chmod 000` closes to everyone else).
+        self.scandir: Callable[[str], AbstractContextManager[Iterator[os.DirEntry[str]]]] = os.scandir
+        self._embedder = embedder
+        self._loaded: dict[str, DomainIndex] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._cache: EmbeddingCache | None = None
+        self._refused: dict[str, str] = {}
+        # (where, reason) pairs already logged: a link that stays is reported once, not at every sync.
+        self._announced: set[tuple[str, str]] = set()
+
+    # -- domains -------------------------------------------------------------------------------------
+    def domain_names(self) -> list[str]:
+        """The domain folders: subfolders of the knowledge folder, neither hidden (`.x`) nor set aside (`_x`). A
+        symlink counts only if it resolves to a folder inside the knowledge folder; the others are logged once
+        and listed by `refused_domains`."""
+        root_real = self._root_real()
+        try:
+            with self.scandir(root_real) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise KnowledgeFolderError(f"knowledge folder not found: {self.root}") from exc
+        except OSError as exc:
+            raise KnowledgeFolderReadError(f"cannot read the knowledge folder {self.root}: {_why(exc)}") from exc
+        names: list[str] = []
+        refused: dict[str, str] = {}
+        for entry in entries:
+            name = entry.name
+            if name.startswith((".", "_")):
+                continue
+            try:
+                if entry.is_symlink():
+                    if os.path.isdir(resolve_inside(entry.path, root_real, name)):
+                        names.append(name)
+                elif entry.is_dir(follow_symlinks=False):
+                    names.append(name)
+            except SymlinkError as exc:
+                refused[name] = str(exc)
+            except FileNotFoundError:
+                if os.path.lexists(entry.path):  # else: removed since the listing
+                    refused[name] = f"broken symlink: {name}"
+            except OSError as exc:
+                refused[name] = f"cannot read {name}: {_why(exc)}"
+        self._refused = refused
+        for name, reason in refused.items():
+            self._announce(name, reason, "%s is not a domain: %s")
+        return names
+
+    def refused_domains(self) -> dict[str, str]:
+        """Entries of the knowledge folder that look like domains but are not (links leading outside, nowhere or
+        in a loop), with why, as of the last `domain_names`."""
+        return dict(self._refused)
+
+    def check_domain(self, domain: str) -> str:
+        names = self.domain_names()
+        if domain not in names:
+            raise UnknownDomainError(domain, names)
+        return domain
+
+    def files(self, domain: str) -> Iterator[tuple[str, Path]]:
+        """(relative posix path, absolute path) of every candidate file, hidden folders excluded."""
+        for relative, path, _ in self._walk(domain).files:
+            yield relative, path
+
+    def _root_real(self) -> str:
+        """The knowledge folder with every symlink resolved: the boundary nothing listed or read may cross."""
+        if not self.root.is_dir():
+            raise KnowledgeFolderError(f"knowledge folder not found: {self.root}")
+        return os.path.realpath(self.root)
+
+    def _walk(self, domain: str) -> _Walk:
+        """Candidate files with one `stat` each, and what was not followed. Raises `KnowledgeFolderReadError`
+        when a folder cannot be listed: a partial listing would read as deleted files and empty the index."""
+        root_real = self._root_real()
+        try:
+            top = resolve_inside(str(self.root / domain), root_real, domain)
+            top_info = os.stat(top)
+        except (SymlinkError, FileNotFoundError, NotADirectoryError) as exc:
+            raise KnowledgeFolderReadError(f"domain folder {domain} is gone or not followed ({exc})") from exc
+        root_info = os.stat(root_real)
+        walk = _Walk()
+        loading = self.config.loading
+        # (folder, its relative path with a trailing slash, depth, identities of the folders above it and itself)
+        stack = [(top, "", 0, frozenset({_identity(root_info), _identity(top_info)}))]
+        while stack:
+            folder, prefix, depth, ancestors = stack.pop()
+            try:
+                with self.scandir(folder) as listing:
+                    entries = sorted(listing, key=lambda entry: entry.name)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                if not prefix:
+                    raise KnowledgeFolderReadError(f"domain folder {domain} vanished during the update") from exc
+                continue  # removed, or replaced by a file, since its parent was listed: its files are gone
+            except OSError as exc:
+                where = f"{domain}/{prefix.rstrip('/')}" if prefix else domain
+                raise KnowledgeFolderReadError(f"cannot read folder {where}: {_why(exc)}") from exc
+            subfolders: list[tuple[str, str, tuple[int, int], bool]] = []
+            for entry in entries:
+                name, relative = entry.name, prefix + entry.name
+                try:
+                    if entry.is_symlink():
+                        if not is_candidate(Path(name), loading):
+                            continue
+                        try:
+                            target = resolve_inside(entry.path, root_real, relative)
+                            info = os.stat(target)
+                        except SymlinkError as exc:
+                            walk.skipped[relative] = str(exc)
+                            continue
+                        except (FileNotFoundError, NotADirectoryError):
+                            if os.path.lexists(entry.path):  # else: removed since the listing
+                                walk.skipped[relative] = f"broken symlink: {relative}"
+                            continue
+                        if stat.S_ISDIR(info.st_mode):
+                            subfolders.append((target, relative, _identity(info), True))
+                        elif stat.S_ISREG(info.st_mode):
+                            walk.files.append((relative, ConfinedPath.inside(entry.path, root_real, relative), info))
+                    elif entry.is_dir(follow_symlinks=False):
+                        if not name.startswith("."):
+                            subfolders.append(
+                                (entry.path, relative, _identity(entry.stat(follow_symlinks=False)), False)
+                            )
+                    elif entry.is_file(follow_symlinks=False) and is_candidate(Path(name), loading):
+                        info = entry.stat(follow_symlinks=False)
+                        walk.files.append((relative, ConfinedPath.inside(entry.path, root_real, relative), info))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue  # deleted between the listing and the stat
+                except OSError as exc:
+                    raise KnowledgeFolderReadError(f"cannot read {domain}/{relative}: {_why(exc)}") from exc
+            for path, relative, identity, linked in reversed(subfolders):
+                if identity in ancestors:  # a link to a folder above (or a bind mount of one): endless
+                    walk.skipped[relative] = f"{'symlink' if linked else 'folder'} loop: {relative}"
+                elif depth + 1 > MAX_FOLDER_DEPTH:
+                    walk.skipped[relative] = f"folder nested deeper than {MAX_FOLDER_DEPTH} levels: {relative}"
+                else:
+                    stack.append((path, relative + "/", depth + 1, ancestors | {identity}))
+        for relative, reason in walk.skipped.items():
+            self._announce(f"{domain}/{relative}", reason, "skipped %s: %s")
+        return walk
+
+    def _announce(self, where: str, reason: str, message: str) -> None:
+        if (where, reason) not in self._announced:
+            self._announced.add((where, reason))
+            log.warning(message, where, reason)
+
+    def index_path(self, domain: str) -> Path:
+        return self.data_dir / "indexes" / f"{domain}.npz"
+
+    def cache_path(self) -> Path:
+        return self.data_dir / "cache"
+
+    # -- access --------------------------------------------------------------------------------------
+    def get(self, domain: str, progress: Progress | None = None) -> DomainIndex:
+        """The domain's current snapshot (synced first unless a watcher keeps it fresh)."""
+        self.check_domain(domain)
+        current = self._loaded.get(domain)
+        if current is not None and self.watched:
+            return current
+        try:
+            self.sync(domain, progress)
+        except (KnowledgeFolderReadError, IndexStoreError) as exc:
+            # An unreadable folder or a full disk: answer from the last good index rather than not at all.
+            kept = self._loaded.get(domain)
+            if kept is None:
+                raise
+            log.warning("answering from v%d of %s, not up to date: %s", kept.stats.version, domain, exc)
+            return kept
+        return self._loaded[domain]
+
+    def stats(self, domain: str) -> DomainStats:
+        return self.get(domain).stats
+
+    def sync(self, domain: str, progress: Progress | None = None, full: bool = False) -> IndexUpdate:
+        """Bring one domain's index up to date with its folder; `full` re-reads and re-embeds every file."""
+        self.check_domain(domain)
+        started = time.perf_counter()
+        with self._lock_for(domain):
+            previous = self._loaded.get(domain) or self._load_stored(domain)
+            if previous is not None:  # what queries get until a new snapshot is swapped in, even if this sync fails
+                self._loaded[domain] = previous
+            # A folder that cannot be listed raises here, before anything is read: the caller reports it, and
+            # the previous snapshot stays (a partial listing would read as deleted files).
+            walk = self._walk(domain)
+            base = None if full else previous
+            # A rebuild (forced, or because the stored index was made with other settings) continues the count.
+            last_version = previous.stats.version if previous is not None else self._stored_version(domain)
+            vectors = VectorSource(self._embedder, self.embedding_cache(), use_cache=not full)
+            result = next_snapshot(self.config, domain, base, walk.scan(), vectors, progress)
+            if result is None:  # nothing changed since `base`
+                assert base is not None
+                self._loaded[domain] = _with_walk_skips(base, walk.skipped)
+                return IndexUpdate(domain, base.stats.version, passages=base.stats.passages)
+            snapshot, update = result
+            if update.rebuilt and last_version:
+                version = last_version + 1
+                snapshot = replace(snapshot, stats=replace(snapshot.stats, version=version))
+                update = replace(update, version=version)
+            # A failed write (a full disk) raises before the swap: the previous snapshot stays, in memory and on
+            # disk, and `get` answers from it.
+            self._save(snapshot)
+            self._loaded[domain] = _with_walk_skips(snapshot, walk.skipped)  # the swap: one reference assignment
+        update = replace(update, seconds=time.perf_counter() - started)  # reading, embedding and writing
+        log.info(
+            "updated %s to v%d: +%d ~%d -%d files, %d embedded, %d reused, %.2fs",
+            domain, update.version, update.added, update.changed, update.removed,
+            update.embedded, update.reused, update.seconds,
+        )  # fmt: skip
+        return update
+
+    def forget(self, domain: str) -> IndexUpdate:
+        """Drop a domain whose folder is gone, from memory and from disk."""
+        with self._lock_for(domain):
+            dropped = self._loaded.pop(domain, None)
+            self.index_path(domain).unlink(missing_ok=True)
+        log.info("domain %s removed", domain)
+        version = dropped.stats.version if dropped is not None else 0
+        return IndexUpdate(domain, version, domain_removed=True)
+
+    def known_domains(self) -> set[str]:
+        """Domains with an index in memory or on disk (some may no longer have a folder)."""
+        stored = {p.stem for p in (self.data_dir / "indexes").glob("*.npz")}
+        return stored | set(self._loaded)
+
+    def sync_all(self, progress: Callable[[str], Progress | None] | None = None) -> list[IndexUpdate]:
+        """Sync every domain folder and forget the domains whose folder is gone."""
+        names = self.domain_names()
+        updates = [self.sync(name, progress(name) if progress else None) for name in names]
+        updates.extend(self.forget(name) for name in sorted(self.known_domains() - set(names)))
+        return updates
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _lock_for(self, domain: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(domain, threading.Lock())
+
+    def embedding_cache(self) -> EmbeddingCache:
+        """The embedding cache under the data folder (one per knowledge base, shared by every domain)."""
+        with self._locks_guard:
+            if self._cache is None:
+                self._cache = EmbeddingCache(self.cache_path(), self.config.embedding.model)
+            return self._cache
+
+    def _settings(self) -> dict[str, Any]:
+        """Everything that changes the vectors or the passages; a stored index must match it exactly.
+        The model is named by config, so checking a stored index never needs to load the model."""
+        loading = asdict(self.config.loading)
+        return {
+            "format": INDEX_FORMAT,
+            "embedding_model": self.config.embedding.model,
+            "chunking": asdict(self.config.chunking),
+            "loading": {key: list(value) if isinstance(value, tuple) else value for key, value in loading.items()},
+        }
+
+    def _save(self, snapshot: DomainIndex) -> None:
+        stats = snapshot.stats
+        meta = {
+            "settings": self._settings(),
+            "version": stats.version,
+            "built_at": stats.built_at,
+            "updated_at": stats.updated_at,
+            "records": {rel: record.to_dict() for rel, record in snapshot.records.items()},
+            "passages": [p.to_dict() for p in snapshot.space.passages.values()],
+        }
+        index = snapshot.space.index
+        assert isinstance(index, FaissIndex)
+        save_domain_index(self.index_path(stats.domain), index, meta)
+
+    def _stored_version(self, domain: str) -> int:
+        """The version of the stored index even if it cannot be used (other settings): 0 if there is none."""
+        try:
+            _, meta = load_domain_index(self.index_path(domain))
+            return int(meta.get("version", 0))
+        except (FileNotFoundError, IndexStoreError, TypeError, ValueError):
+            return 0
+
+    def _load_stored(self, domain: str) -> DomainIndex | None:
+        path = self.index_path(domain)
+        if path.parent.is_dir():
+            remove_stale_temps(path.parent, time.time())
+        try:
+            index, meta = load_domain_index(path)
+        except FileNotFoundError:
+            return None
+        except IndexStoreError as exc:
+            log.warning("rebuilding %s: %s", domain, exc)
+            return None
+        if meta.get("settings") != self._settings():
+            log.info("rebuilding %s: it was indexed with other model, chunking or loading settings", domain)
+            return None
+        try:
+            records = {rel: FileRecord.from_dict(raw) for rel, raw in meta["records"].items()}
+            passages = {p.id: p for p in (Passage.from_dict(raw) for raw in meta["passages"])}
+            stats = DomainStats(
+                domain=domain,
+                files=tuple(sorted(rel for rel, rec in records.items() if rec.reason is None)),
+                passages=len(passages),
+                skipped=tuple(
+                    SkippedFile(rel, rec.reason, rec.failed) for rel, rec in sorted(records.items()) if rec.reason
+                ),
+                built_at=float(meta["built_at"]),
+                embedding_model=self.config.embedding.model,
+                updated_at=float(meta["updated_at"]),
+                version=int(meta["version"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("rebuilding %s: stored index metadata is malformed (%s)", domain, exc)
+            return None
+        if len(index) != len(passages):
+            log.warning("rebuilding %s: stored index has %d vectors for %d passages", domain, len(index), len(passages))
+            return None
+        # The lexical index is not stored: rebuilt from the passages (about 1 s for 14,000 on 2 cores), it cannot
+        # disagree with them, and the BM25 settings can change without a re-embedding.
+        retrieval = self.config.retrieval
+        lexical = Bm25Index.build({i: p.text for i, p in passages.items()}, retrieval.bm25_k1, retrieval.bm25_b)
+        return DomainIndex(stats, SearchSpace(domain, index, passages, lexical), records)
+
+
+def _with_walk_skips(snapshot: DomainIndex, skipped: dict[str, str]) -> DomainIndex:
+    """The snapshot with the walk's skips (links and folders not followed) in its stats, beside the files' own.
+    They describe the folder as it is now, not the index (nothing behind them was read), so they are not
+    stored and bump no version: every sync walks again."""
+    own = [entry for entry in snapshot.stats.skipped if entry.path in snapshot.records]
+    listed = tuple(sorted([*own, *(SkippedFile(rel, reason) for rel, reason in skipped.items())], key=_by_path))
+    if listed == snapshot.stats.skipped:
+        return snapshot
+    return replace(snapshot, stats=replace(snapshot.stats, skipped=listed))
+
+
+def _by_path(entry: SkippedFile) -> str:
+    return entry.path
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)

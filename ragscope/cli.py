@@ -1,0 +1,253 @@
+"""The `ragscope` console script: argument parsing, the subcommands, and the one place where engine errors
+become a one-line reason and an exit code for the terminal.
+
+Subcommands here: ask, index, domains, chat, watch, pipeline. `run` hands over to the bot (`bot/app.py`), imported only
+then: the console script is where the two packages meet; the engine modules never import the bot or discord.
+The interactive loop is in `chat.py`, the pipeline view's files in `pipeline.py`, the `eval` group in
+`eval_commands.py`, formatting in `render.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from rag_engine.config import RETRIEVAL_MODES, Config, load_config, with_overrides
+from rag_engine.engine import Engine, generator_name
+from rag_engine.errors import IndexStoreError, KnowledgeFolderReadError, RagError
+from rag_engine.ingest.knowledge import Progress
+from rag_engine.safe_names import display_name
+
+from . import render
+from .eval_commands import add_eval_parser, cmd_eval
+
+log = logging.getLogger("ragscope")
+
+EXIT_USAGE = 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="config file (default: $RAGSCOPE_CONFIG or ./config.toml)")
+    parser.add_argument("--knowledge", type=Path, metavar="DIR", help="knowledge folder (one subfolder per domain)")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where indexes are stored")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting of the config file, e.g. --set evidence.sentences=false (repeatable)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragscope", description="Answer questions from a folder of documents.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ask = commands.add_parser("ask", help="answer one question")
+    _common(ask)
+    ask.add_argument("question")
+    ask.add_argument("--domain", help="search only this domain (default: all domains)")
+    ask.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
+    ask.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
+    ask.add_argument("--mode", choices=RETRIEVAL_MODES, help="dense, bm25 or hybrid (default: retrieval.mode)")
+    ask.add_argument("--json", action="store_true", help="print the whole trace as one JSON object")
+
+    index = commands.add_parser("index", help="bring the stored indexes up to date, print per-domain status")
+    _common(index)
+    index.add_argument("--domain", help="only this domain")
+    index.add_argument("--rebuild", action="store_true", help="re-read and re-embed every file (ignore the cache)")
+    index.add_argument("--json", action="store_true", help="print status as JSON")
+
+    run = commands.add_parser("run", help="run the Discord bot (token from the environment; see README)")
+    run.add_argument("bot_args", nargs=argparse.REMAINDER, help="options for the bot: --config, --knowledge, ...")
+
+    watch = commands.add_parser("watch", help="keep the stored indexes in step with the knowledge folder")
+    _common(watch)
+    watch.add_argument("--json", action="store_true", help="one JSON object per applied update")
+
+    domains = commands.add_parser("domains", help="list domains with file and passage counts")
+    _common(domains)
+    domains.add_argument("--json", action="store_true")
+
+    chat = commands.add_parser("chat", help="interactive session with /ask, /norag and /domain")
+    _common(chat)
+    chat.add_argument("--domain", help="start in this domain (default: all domains)")
+
+    pipeline = commands.add_parser("pipeline", help="answer one question and write every step of its pipeline")
+    _common(pipeline)
+    pipeline.add_argument("question")
+    pipeline.add_argument("--domain", help="search only this domain (default: all domains)")
+    pipeline.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
+    pipeline.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
+    pipeline.add_argument("--no-attention", action="store_true", help="skip the attention heatmap (no 2nd model)")
+    pipeline.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files")
+
+    add_eval_parser(commands, _common)
+    return parser
+
+
+def _configure(args: argparse.Namespace) -> Config:
+    config = with_overrides(load_config(args.config), getattr(args, "set", []))
+    return config.with_paths(knowledge_dir=args.knowledge, data_dir=args.data_dir)
+
+
+@contextmanager
+def progress_bar(description: str, unit: str) -> Iterator[Progress | None]:
+    """A tqdm bar on stderr when it is an interactive terminal, nothing otherwise (logs and pipes stay clean).
+    The bar appears with the first update and goes when the work is done."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=description, unit=unit, leave=False, file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _progress(label: str) -> AbstractContextManager[Progress | None]:
+    return progress_bar(f"indexing {label}", "passage")
+
+
+def _ensure_indexed(engine: Engine, domain: str | None) -> None:
+    """Index what changed up front, with a progress bar, before a question waits on it."""
+    for name in [domain] if domain else engine.domains():
+        try:
+            with _progress(name) as progress:
+                engine.index(name, progress)
+        except (KnowledgeFolderReadError, IndexStoreError) as exc:
+            # A full disk or an unreadable folder: the question is answered from the last good index (the
+            # engine says so in the log, and refuses only when there is none).
+            print(f"warning: {name} is not up to date: {exc}", file=sys.stderr)
+
+
+def cmd_ask(args: argparse.Namespace, engine: Engine) -> int:
+    # Refuse bad input before any model is loaded or index built.
+    query = engine.check(args.question, args.domain, args.k, args.mode)
+    if not args.no_rag:
+        _ensure_indexed(engine, args.domain)
+    stream = None if args.json else _print_piece
+    if stream:
+        print(render.header(args.domain, not args.no_rag, generator_name(engine.config)), flush=True)
+    answer = engine.answer(query, use_rag=not args.no_rag, on_token=stream)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        if not answer.covered:
+            print(render.not_covered(answer), end="")
+        print("\n")
+        checked = render.check(answer)
+        if checked:
+            print(checked + "\n")
+        print(render.sources(answer))
+        print(render.timings(answer))
+    return 0
+
+
+def _print_piece(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
+
+
+def cmd_index(args: argparse.Namespace, engine: Engine) -> int:
+    names = [engine.check_domain(args.domain)] if args.domain else engine.domains()
+    rows = []
+    for name in names:
+        with _progress(name) as progress:
+            update = engine.index(name, progress, full=args.rebuild)
+        rows.append((engine.domain_stats(name), update))
+    if args.json:
+        domains = [{**stats.to_dict(), "update": update.to_dict()} for stats, update in rows]
+        print(json.dumps({"domains": domains}, ensure_ascii=False, indent=2))
+    else:
+        print(render.domain_stats([stats for stats, _ in rows]))
+        for _, update in rows:
+            if update.applied:
+                print(render.update_line(update))
+    return 0
+
+
+def cmd_domains(args: argparse.Namespace, engine: Engine) -> int:
+    stats = []
+    for name in engine.domains():
+        with _progress(name) as progress:
+            stats.append(engine.domain_stats(name, progress))
+    if args.json:
+        print(json.dumps({"domains": [s.to_dict() for s in stats]}, ensure_ascii=False, indent=2))
+    else:
+        print(render.domain_stats(stats, verbose=False))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, engine: Engine) -> int:
+    from .chat import ChatSession
+
+    return ChatSession(engine, args.domain, _ensure_indexed).run(sys.stdin, sys.stdout)
+
+
+def cmd_watch(args: argparse.Namespace, engine: Engine) -> int:
+    from .watch import run_watch
+
+    return run_watch(engine, json_lines=args.json)
+
+
+def cmd_pipeline(args: argparse.Namespace, engine: Engine) -> int:
+    from .pipeline import run_pipeline
+
+    return run_pipeline(args, engine, _ensure_indexed)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Engine], int]] = {
+    "ask": cmd_ask,
+    "index": cmd_index,
+    "domains": cmd_domains,
+    "chat": cmd_chat,
+    "watch": cmd_watch,
+    "pipeline": cmd_pipeline,
+    "eval": cmd_eval,
+}
+
+
+def main(argv: Sequence[str] | None = None, make_engine: Callable[[Config], Engine] = Engine) -> int:
+    """Run one command; `make_engine` is the seam tests use to swap in small fake models."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["run"]:  # the bot has its own options, logging and error boundary
+        from bot.app import main as run_bot
+
+        return run_bot(arguments[1:])
+    args = build_parser().parse_args(arguments)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        engine = make_engine(_configure(args))
+        return COMMANDS[args.command](args, engine)
+    except RagError as exc:
+        log.debug("command failed", exc_info=True)
+        # The reason may name a file or a folder: escaped, so a name cannot write escape codes to the terminal.
+        print(f"ragscope: error: {display_name(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
