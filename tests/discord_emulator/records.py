@@ -1,63 +1,23 @@
-"""What the emulator records: messages (with edit history and files), interactions, requests, and the notifier.
+"""What the emulator records: messages (with edit history and files), interactions, and the latency summary.
 
-Every change to a record goes through `Notifier.notify()`, which wakes all `wait_for` calls; waits re-check their
-condition on each change and never poll with sleeps.
+Every change to a record goes through `Notifier.notify()` (notifier.py), which wakes all `wait_for` calls; waits
+re-check their condition on each change and never poll with sleeps.
+
+Not here: the notifier and the wait errors (notifier.py), the REST request log and the injected rate-limit and
+failure rules (traffic.py). They are re-exported from this module because tests import them from here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from . import payloads as p
+from .notifier import ClientCrashed, EmulatorTimeout, Notifier
 from .payloads import Payload
-
-T = TypeVar("T")
-
-
-class EmulatorTimeout(AssertionError):
-    """A wait helper timed out; the message says what was awaited and what was recorded instead."""
-
-
-class ClientCrashed(AssertionError):
-    """The watched client task ended while a test was waiting for something."""
-
-
-class Notifier:
-    """Wakes every waiter on each recorded change (an Event that is replaced after each `set`)."""
-
-    def __init__(
-        self,
-        describe: Callable[[], str] = lambda: "",
-        failure: Callable[[], BaseException | None] = lambda: None,
-    ) -> None:
-        self._event = asyncio.Event()
-        self._describe = describe
-        self._failure = failure
-
-    def notify(self) -> None:
-        event, self._event = self._event, asyncio.Event()
-        event.set()
-
-    async def wait_for(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
-        """Return `check()`'s first result that is neither None nor False, re-checking after every change."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    result = check()
-                    if result is not None and result is not False:
-                        return result
-                    failure = self._failure()
-                    if failure is not None:
-                        raise ClientCrashed(f"the client stopped while waiting for {what}: {failure!r}") from failure
-                    await self._event.wait()
-        except TimeoutError:
-            details = self._describe()
-            raise EmulatorTimeout(f"timed out after {timeout:g}s waiting for {what}\n{details}") from None
+from .traffic import FailureRule, RateLimitRule, RequestRecord, route_matches
 
 
 @dataclass
@@ -337,67 +297,6 @@ class InteractionRecord:
         return f"interaction {self.id} {self.name!r} type={self.type} {state}{latency} response={self.response_type}"
 
 
-@dataclass
-class RequestRecord:
-    """One REST request the bot made and the status the emulator answered."""
-
-    method: str
-    path: str  # below /api/v10, without the query string
-    query: dict[str, str]
-    status: int
-    body: Any
-    filenames: list[str]
-    at: float
-    code: int | None = None
-
-    @property
-    def route(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-def route_matches(pattern: str, method: str, path: str) -> bool:
-    """`"PATCH /webhooks/*/*/messages/*"`: method and path compared segment by segment with glob patterns."""
-    want_method, _, want_path = pattern.partition(" ")
-    if not want_path:
-        want_method, want_path = "*", pattern
-    if not fnmatch.fnmatchcase(method.upper(), want_method.upper()):
-        return False
-    want = want_path.strip("/").split("/")
-    have = path.strip("/").split("/")
-    return len(want) == len(have) and all(fnmatch.fnmatchcase(h, w) for h, w in zip(have, want, strict=True))
-
-
-@dataclass
-class RateLimitRule:
-    """The next `times` requests matching `pattern` are answered 429 with `retry_after`."""
-
-    pattern: str
-    times: int
-    retry_after: float
-    is_global: bool = False
-    hits: int = 0
-
-    @property
-    def exhausted(self) -> bool:
-        return self.hits >= self.times
-
-
-@dataclass
-class FailureRule:
-    """The next `times` requests matching `pattern` are answered with an injected error."""
-
-    pattern: str
-    times: int
-    status: int
-    code: int
-    message: str
-    hits: int = 0
-
-    @property
-    def exhausted(self) -> bool:
-        return self.hits >= self.times
-
-
 @dataclass(frozen=True)
 class Metrics:
     """Latency summary over all interactions (for load tests)."""
@@ -443,3 +342,19 @@ class Metrics:
     @property
     def completion_max(self) -> float | None:
         return max(self.completion_latencies, default=None)
+
+
+__all__ = [
+    "ClientCrashed",
+    "EmulatorTimeout",
+    "FailureRule",
+    "FileRecord",
+    "InteractionRecord",
+    "MessageRecord",
+    "Metrics",
+    "Notifier",
+    "RateLimitRule",
+    "RequestRecord",
+    "Revision",
+    "route_matches",
+]
