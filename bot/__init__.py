@@ -1,5 +1,12 @@
-"""ragscope's Discord adapter (discord.py): cogs per command group, engine calls off the event loop.
+"""ragscope's Discord adapter (discord.py): the engine's answers as slash commands, mentions and buttons.
 
-Only the package exists so far; the bot itself is built by the Discord bot issue. Nothing in `rag_engine`
-imports from here.
+`app` starts it (`python -m bot`, `ragscope run`); `client.RagBot` is the discord.py client with the engine
+and the bot's settings (`config`) handed in; `cogs/` holds one cog per command group. Shared by them:
+`admission` (the one check before anything costs), `answering` (the one flow from a checked question to the
+final message, through the generation queue `jobs` and `streaming` edits), `views` (the buttons), `domains`
+(the domain option), `errors` (the one error boundary and the bot's `RagError`s), `render/` (all formatting;
+the pipeline view's is `pipeline_render`), `store` (channel domains and in-flight answers in SQLite),
+`uploads`, `permissions`, `cooldown`, `knowledge_events` (the watcher's updates on the event loop).
+
+Engine work runs off the event loop. Nothing in `rag_engine` imports from here.
 """

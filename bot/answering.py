@@ -1,35 +1,50 @@
-"""One answer, from question to final message: queue, stream by edits, final text with sources and buttons.
+"""One answer, from a checked question to the final message: admit, acknowledge, queue, stream, finish.
 
-Shared by `/ask`, `/norag`, `/compare`, mentions and the "Answer without RAG" button, which differ only in
-where the message lives (an interaction's original response, a reply, a followup): they pass an `edit`
-coroutine. The engine runs in the generation queue's worker thread; tokens cross back into the loop through
-`ThrottledEditor`. Formatting is `render.py`'s; the buttons are `views.py`'s.
+`deliver_answer` is the one flow of `/ask`, `/norag`, `/compare`, mentions and the "Answer without RAG"
+button: admission (`bot.admission`) → acknowledge (defer, or post the reply) → queue and stream the answer by
+editing one message → the final content, the sources embed and the buttons → the parts that did not fit, as
+follow-ups. The callers differ only in where the message lives, an `AnswerMessage`: an interaction's original
+response (`InteractionAnswer`) or the bot's reply to a mention (`ReplyAnswer`). The question was checked
+once before (`Engine.check` → `Query`); the engine answers that `Query`.
 
-Every queued job (answers, the pipeline view, `/eval answers`) goes through `queued`: it carries who asked
-(the queue's per-user bound) and the deadline of their interaction token (the queue drops a job that could
-not finish before it), and it records the job's message in the bot's store while it is in flight, so a
-restart can finish the message. Also here: the sentences a user reads when the bot will not take a question
-(another channel, cooldown, a full queue, a question that waited too long); the one check that decides it is
-`bot.cogs.refusal`.
+The engine runs in the generation queue's worker thread; tokens cross back into the loop through
+`ThrottledEditor`. Every queued job (answers, the pipeline view, `/eval answers`) goes through `queued`: it
+carries who asked (the queue's per-user bound) and the deadline of their interaction token (the queue drops a
+job that could not finish before it), and records the job's message in the bot's store while it is in
+flight, so a restart can finish the message. Formatting is `bot.render`'s; the buttons are `bot.views`'s
+(passed in as `buttons`, so this module does not depend on them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import discord
 
-from bot import render
-from bot.jobs import JobExpiredError, PositionCallback, QueueFullError
+from bot.admission import refusal
+from bot.errors import AnswerDropped, JobExpiredError
+from bot.jobs import PositionCallback
+from bot.pipeline_render import pipeline_message
+from bot.render.answer import (
+    answer_body,
+    answer_content,
+    answer_label,
+    answer_messages,
+    comparison_content,
+    queue_status,
+    status_content,
+)
+from bot.render.sources import sources_embed
 from bot.store import InFlight
 from bot.streaming import ThrottledEditor
-from rag_engine.errors import RagError
-from rag_engine.records import Answer
+from rag_engine.explain.view import build_pipeline
+from rag_engine.records import Answer, Query
 
 if TYPE_CHECKING:
     from bot.client import RagBot
@@ -37,40 +52,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Edit = Callable[[str], Awaitable[None]]
+Buttons = Callable[[Answer], discord.ui.View]
 T = TypeVar("T")
 
 # Discord accepts edits and followups through an interaction's token for 15 minutes after the interaction.
 INTERACTION_TOKEN_SECONDS = 15 * 60.0
 # A job must be done this long before the token expires: the final edit, the followup parts, the buttons.
 TOKEN_MARGIN_SECONDS = 60.0
-
-NOT_HERE = "I don't answer questions in this channel."
-NOT_IN_DMS = "I don't answer in direct messages; ask me in a server channel."
-
-
-def cooldown_note(wait_seconds: float) -> str:
-    return f"Slow down a little: you can ask again in {wait_seconds:.0f} s."
-
-
-def busy_note(full: QueueFullError) -> str:
-    """A question over the queue's bound, with the queue's estimate of when a place frees up."""
-    seconds = math.ceil(full.wait_seconds)
-    if full.per_user:
-        why = f"you already have {full.limit} questions in the queue"
-    else:
-        why = f"{full.limit} questions are already in the queue"
-    return f"⏳ I'm busy: {why}. Try again in {seconds} s."
-
-
-def expired_note() -> str:
-    return (
-        "⌛ This question waited in the queue until Discord would no longer let me answer it "
-        "(15 minutes). Please ask again."
-    )
-
-
-class AnswerDropped(RagError):
-    """The job was not run and its message already says why; the error boundary sends nothing more."""
 
 
 @dataclass(frozen=True)
@@ -123,35 +111,160 @@ async def _forget(bot: RagBot, record: int | None) -> None:
         await asyncio.to_thread(bot.domains.remove_in_flight, [record])
 
 
-def label(domain: str | None, use_rag: bool, mode: str | None = None) -> str:
-    """The bold first line of an answer; a retrieval mode other than dense is named (it ranks differently)."""
-    if not use_rag:
-        return "No RAG: the model's weights alone"
-    ranked = f" · {mode}" if mode and mode != "dense" else ""
-    return f"RAG answer · {domain or 'all domains'}{ranked}"
+# -- where an answer is shown -------------------------------------------------------------------------------
+class AnswerMessage(ABC):
+    """The message one answer streams into, and who asked for it; subclasses say how it is sent."""
+
+    def __init__(self, user_id: int, channel: object, guild: discord.Guild | None) -> None:
+        self.user_id = user_id
+        self.channel = channel
+        self.guild = guild
+
+    async def start(self, bot: RagBot, placeholder: str) -> bool:
+        """The admission check, then the acknowledgement (`placeholder`: the first text, where one is shown).
+        False if refused: the user has been told why."""
+        reason = refusal(bot, self.user_id, self.channel, self.guild)
+        if reason is not None:
+            await self.refuse(reason)
+            return False
+        await self.open(placeholder)
+        return True
+
+    @property
+    @abstractmethod
+    def asker(self) -> Asker:
+        """Who waits for the answer and where its message is (for the queue and a restart)."""
+
+    @abstractmethod
+    async def refuse(self, reason: str) -> None:
+        """Tell the user why the question was not admitted."""
+
+    @abstractmethod
+    async def open(self, placeholder: str) -> None:
+        """Acknowledge the question at once (Discord's 3-second rule for interactions)."""
+
+    @abstractmethod
+    async def edit(self, text: str) -> None:
+        """Replace the message's text (queue position, streamed text)."""
+
+    @abstractmethod
+    async def show(self, content: str, embeds: list[discord.Embed], view: discord.ui.View | None) -> None:
+        """The final message: content, embeds and buttons."""
+
+    @abstractmethod
+    async def follow(self, text: str) -> None:
+        """One more message after it (the parts of a long answer)."""
 
 
-def check(bot: RagBot, question: str, domain: str | None, k: int | None) -> str:
-    """Refuse bad input before anything is queued (raises the engine's typed errors)."""
-    return bot.engine.check(question, domain, k).question
+class InteractionAnswer(AnswerMessage):
+    """An interaction's original response: deferred ("thinking…"), then edited; refusals are ephemeral."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        super().__init__(interaction.user.id, interaction.channel, interaction.guild)
+        self.interaction = interaction
+        self._asker = Asker.of_interaction(interaction)
+
+    @property
+    def asker(self) -> Asker:
+        return self._asker
+
+    async def refuse(self, reason: str) -> None:
+        await self.interaction.response.send_message(reason, ephemeral=True)
+
+    async def open(self, placeholder: str) -> None:
+        await self.interaction.response.defer(thinking=True)
+
+    async def edit(self, text: str) -> None:
+        await self.interaction.edit_original_response(content=text)
+
+    async def show(self, content: str, embeds: list[discord.Embed], view: discord.ui.View | None) -> None:
+        await self.interaction.edit_original_response(content=content, embeds=embeds, view=view)
+
+    async def follow(self, text: str) -> None:
+        await self.interaction.followup.send(text)
 
 
-async def stream_answer(
+class ReplyAnswer(AnswerMessage):
+    """The bot's reply to a mention: posted with the placeholder, then edited; refusals are replies."""
+
+    def __init__(self, message: discord.Message) -> None:
+        super().__init__(message.author.id, message.channel, message.guild)
+        self.message = message
+        self.reply: discord.Message | None = None  # set once posted: where errors are shown too
+
+    @property
+    def asker(self) -> Asker:
+        assert self.reply is not None, "the reply is posted first (open)"
+        return Asker.of_reply(self.user_id, self.reply)
+
+    async def refuse(self, reason: str) -> None:
+        await self.message.reply(reason)
+
+    async def open(self, placeholder: str) -> None:
+        self.reply = await self.message.reply(placeholder)
+
+    async def edit(self, text: str) -> None:
+        assert self.reply is not None
+        await self.reply.edit(content=text)
+
+    async def show(self, content: str, embeds: list[discord.Embed], view: discord.ui.View | None) -> None:
+        assert self.reply is not None
+        await self.reply.edit(content=content, embeds=embeds, view=view)
+
+    async def follow(self, text: str) -> None:
+        await self.message.channel.send(text)
+
+
+# -- the flow -----------------------------------------------------------------------------------------------
+async def deliver_answer(
     bot: RagBot,
-    question: str,
-    domain: str | None,
-    k: int | None,
-    use_rag: bool,
-    edit: Edit,
-    mode: str | None = None,
+    where: AnswerMessage,
+    query: Query,
     *,
-    asker: Asker,
-) -> Answer:
-    """Queue the question, show the queue position, stream the answer into `edit`, return the trace.
-    `mode` ("dense", "bm25", "hybrid") overrides `retrieval.mode` for this question.
+    use_rag: bool = True,
+    compare: bool = False,
+    buttons: Buttons | None = None,
+) -> Answer | None:
+    """Admit, acknowledge, stream the answer to `query` into `where`, then show the final answer with its
+    sources embed and `buttons(answer)`, and send what did not fit as follow-ups. `compare` streams the
+    answer with and without RAG side by side into one message (no buttons). Returns the (RAG) answer, or
+    None if the user was refused."""
+    title = answer_label(query.domain, use_rag, query.mode)
+    if not await where.start(bot, answer_content(None, "", label=title)):
+        return None
+    if compare:
+        content, answer = await _stream_comparison(bot, where, query)
+        parts, view = [content], None
+    else:
+        answer = await stream_answer(bot, query, use_rag, where.edit, asker=where.asker)
+        parts, view = answer_messages(answer), buttons(answer) if buttons is not None else None
+    embeds = [sources_embed(answer, 0, bot.settings.sources_per_page)] if answer.hits else []
+    await where.show(parts[0], embeds, view)
+    for part in parts[1:]:
+        await where.follow(part)
+    return answer
 
-    A question dropped at its deadline gets `expired_note` in its message, then `AnswerDropped` is raised."""
-    title = label(domain, use_rag, mode or bot.config.retrieval.mode)
+
+async def _stream_comparison(bot: RagBot, where: AnswerMessage, query: Query) -> tuple[str, Answer]:
+    """Both answers streamed into one message, one after the other; (the final content, the RAG answer)."""
+    shown = {True: "…", False: "…"}
+
+    async def edit_side(use_rag: bool, text: str) -> None:
+        shown[use_rag] = text
+        await where.edit(comparison_content(shown[True], shown[False], query.domain))
+
+    answers: dict[bool, Answer] = {}
+    for use_rag in (True, False):
+        answers[use_rag] = await stream_answer(bot, query, use_rag, partial(edit_side, use_rag), asker=where.asker)
+        shown[use_rag] = answer_body(answers[use_rag])
+    return comparison_content(shown[True], shown[False], query.domain), answers[True]
+
+
+async def stream_answer(bot: RagBot, query: Query, use_rag: bool, edit: Edit, *, asker: Asker) -> Answer:
+    """Queue the question, show the queue position, stream the answer into `edit`, return the trace.
+
+    A question dropped at its deadline gets the reason in its message, then `AnswerDropped` is raised."""
+    title = answer_label(query.domain, use_rag, query.mode)
     # Queue-position edits and streamed edits go through one lock, and a position is never shown once the
     # answer has started, so a late "#2 in the queue" cannot overwrite streamed text.
     editing = asyncio.Lock()
@@ -162,18 +275,18 @@ async def stream_answer(
 
     editor = ThrottledEditor(
         edit_in_turn,
-        bot.config.bot.edit_interval_seconds,
+        bot.settings.edit_interval_seconds,
         asyncio.get_running_loop(),
-        lambda text: render.answer_content(None, text, label=title),
+        lambda text: answer_content(None, text, label=title),
     )
 
     async def show_position(position: int) -> None:
         async with editing:
             if position > 0 and not editor.text:
-                await edit(f"**{title}**\n⏳ In the queue: #{position} (one answer is generated at a time).")
+                await edit(status_content(title, queue_status(position)))
 
     def work() -> Answer:
-        return bot.engine.answer(question, domain, k=k, use_rag=use_rag, on_token=editor.feed, mode=mode)
+        return bot.engine.answer(query, use_rag=use_rag, on_token=editor.feed)
 
     try:
         answer = await queued(bot, work, asker, show_position)
@@ -183,13 +296,12 @@ async def stream_answer(
         raise
     except JobExpiredError as late:
         await editor.stop()
-        note = expired_note()
         try:
             async with editing:
-                await edit(f"**{title}**\n{note}")
+                await edit(status_content(title, str(late)))
         except discord.HTTPException:
             log.warning("could not say that a question expired in the queue", exc_info=True)
-        raise AnswerDropped(note) from late
+        raise AnswerDropped(str(late)) from late
     except BaseException:
         await editor.finish()
         raise
@@ -197,19 +309,20 @@ async def stream_answer(
     return answer
 
 
-def comparison_content(with_rag: str, without_rag: str, domain: str | None) -> str:
-    """`/compare`: both answers in one message, each side cut to fit (the sources embed follows)."""
-    side = (render.MESSAGE_LIMIT - 200) // 2
+async def pipeline_for(
+    bot: RagBot, answer: Answer, asker: Asker
+) -> tuple[str, list[discord.Embed], list[discord.File]]:
+    """Build (in the generation queue, for `asker`) and lay out the pipeline view of `answer`: `/pipeline`
+    and the "Show pipeline" button."""
 
-    def fit(text: str) -> str:
-        return text if len(text) <= side else text[: side - 1].rstrip() + "…"
+    def build() -> tuple[object, bytes | None, bytes | None]:
+        from rag_engine.explain.figures import attention_png, embedding_map_png
 
-    return (
-        f"**With RAG · {domain or 'all domains'}**\n{fit(with_rag)}\n\n"
-        f"**Without RAG · the model's weights alone**\n{fit(without_rag)}"
-    )
+        view = build_pipeline(bot.engine, answer, bot.attention())
+        map_png = embedding_map_png(view) if view.query is not None else None
+        attention = view.generation.attention
+        heat_png = attention_png(attention) if attention is not None else None
+        return view, map_png, heat_png
 
-
-def final_content(answer: Answer) -> list[str]:
-    """The final answer as message-sized parts (the first goes in the streamed message, the rest follow)."""
-    return render.answer_messages(answer, label=label(answer.domain, answer.used_rag, answer.mode))
+    view, map_png, heat_png = await queued(bot, build, asker)
+    return pipeline_message(view, map_png, heat_png)  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 """Starting the bot: configuration, the token from the environment, logging that never shows the token.
 
-`main()` is `python -m bot` and `ragscope run`. Without a token it exits with a one-line hint (the terminal
-interface `ragscope chat` needs none). The bot itself is `client.py`; its commands are in `cogs/`.
+`main()` is `python -m bot` and `ragscope run`: it loads the engine's configuration and the bot's own
+settings from the same file (`[bot]`, `bot.config`). Without a token it exits with a one-line hint (the
+terminal interface `ragscope chat` needs none). The bot itself is `client.py`; its commands are in `cogs/`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.config import BotConfig, bot_config
 from rag_engine.config import Config, load_config
 from rag_engine.engine import Engine
 from rag_engine.errors import RagError
@@ -76,15 +78,15 @@ def configure_logging(verbose: bool, secret: str) -> None:
     logging.getLogger("discord").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def read_token(config: Config) -> str | None:
-    token = os.environ.get(config.bot.token_env, "").strip()
+def read_token(settings: BotConfig) -> str | None:
+    token = os.environ.get(settings.token_env, "").strip()
     return token or None
 
 
-async def run_bot(config: Config, token: str) -> None:
+async def run_bot(config: Config, settings: BotConfig, token: str) -> None:
     from bot.client import RagBot
 
-    bot = RagBot(config, Engine(config))
+    bot = RagBot(config, Engine(config), settings)
     async with bot:
         await bot.start(token)
 
@@ -102,20 +104,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config).with_paths(knowledge_dir=args.knowledge, data_dir=args.data_dir)
+        settings = bot_config(config)
     except RagError as exc:
         print(f"ragscope bot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    token = read_token(config)
+    token = read_token(settings)
     if token is None:
         print(
-            f"ragscope bot: set the {config.bot.token_env} environment variable to your bot's token "
+            f"ragscope bot: set the {settings.token_env} environment variable to your bot's token "
             "(see README, 'Run it on your server'), or try the same commands in the terminal: ragscope chat",
             file=sys.stderr,
         )
         return EXIT_USAGE
     configure_logging(args.verbose, token)
     try:
-        asyncio.run(run_bot(config, token))
+        asyncio.run(run_bot(config, settings, token))
     except KeyboardInterrupt:
         return 0
     except RagError as exc:

@@ -1,7 +1,9 @@
 """`RagBot`: the discord.py client with its resources injected, its cogs, command sync and the watcher.
 
-Resources (engine, queue, cooldowns, channel domains) are created by the caller and handed in, so tests can
-build the bot over fake models and a temporary knowledge folder. On start it registers its slash commands only
+The engine and the bot's own settings (`BotConfig`, `bot.config`) are created by the caller and handed in,
+so tests can build the bot over fake models and a temporary knowledge folder; the queue, the cooldowns and
+the channel domains are made from those settings. Errors of every command reach one boundary: the command
+tree is `bot.errors.ReportingTree`. On start it registers its slash commands only
 when their definition changed since the last registration (a hash under the data directory), and starts the
 knowledge watcher, whose updates wake anyone waiting for a domain to change (an upload waiting to become
 searchable). Before it connects, it finishes the answers a previous run left in flight (recorded in the
@@ -24,8 +26,9 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from bot.cogs import report_error
+from bot.config import BotConfig, bot_config
 from bot.cooldown import Cooldowns
+from bot.errors import ReportingTree
 from bot.jobs import GenerationQueue
 from bot.knowledge_events import UpdateFeed, start_watching
 from bot.store import DomainStore, InFlight, parse_guild_domains
@@ -59,6 +62,7 @@ class RagBot(commands.Bot):
         self,
         config: Config,
         engine: Engine,
+        settings: BotConfig | None = None,
         *,
         watch: bool = True,
         attention: Callable[[], AttentionSource | None] | None = None,
@@ -71,16 +75,18 @@ class RagBot(commands.Bot):
             # Generated and document text must never ping anyone, whatever it contains.
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            tree_cls=ReportingTree,
             **options,
         )
         self.config = config
+        # The [bot] table of the config file unless given (tests pass their own).
+        self.settings = settings if settings is not None else bot_config(config)
         self.engine = engine
-        self.tree.on_error = report_error  # type: ignore[method-assign]  # the one error boundary for commands
-        self.queue = GenerationQueue(config.bot.max_queued_per_user, config.bot.max_queue_length)
-        self.cooldowns = Cooldowns(config.bot.cooldown_burst, config.bot.cooldown_seconds)
+        self.queue = GenerationQueue(self.settings.max_queued_per_user, self.settings.max_queue_length)
+        self.cooldowns = Cooldowns(self.settings.cooldown_burst, self.settings.cooldown_seconds)
         self.state_dir = Path(config.paths.data_dir) / "bot"
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.domains = DomainStore(self.state_dir / "bot.sqlite3", parse_guild_domains(config.bot.guild_domains))
+        self.domains = DomainStore(self.state_dir / "bot.sqlite3", parse_guild_domains(self.settings.guild_domains))
         self._watch = watch
         self._attention: AttentionSource | None = None
         self._attention_factory = attention
@@ -181,8 +187,8 @@ class RagBot(commands.Bot):
     # -- where the bot answers -----------------------------------------------------------------------
     def answers_in(self, channel: object, guild: discord.Guild | None) -> bool:
         if guild is None:
-            return self.config.bot.allow_dms
-        allowed = self.config.bot.allowed_channels
+            return self.settings.allow_dms
+        allowed = self.settings.allowed_channels
         channel_id = getattr(channel, "id", None)
         return not allowed or str(channel_id) in allowed
 

@@ -13,8 +13,8 @@ durations. A job may carry a deadline (the moment its Discord interaction token 
 seconds): the worker drops a job that could not finish before it, rather than generate an answer nobody can
 be shown, and fails its ticket with `JobExpiredError`.
 
-Not here: what a job does (the cogs build the engine call), cooldowns (`bot.cooldown`), message editing, the
-words a refused user reads (`bot.answering`).
+Not here: what a job does (`bot.answering` builds the engine call), cooldowns (`bot.cooldown`), message
+editing; the two errors (`bot.errors`) carry the words a refused user reads.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from rag_engine.errors import RagError
+from bot.errors import JobExpiredError, QueueFullError
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +41,6 @@ PositionCallback = Callable[[int], Awaitable[None]]
 DURATION_SAMPLES = 31
 # The per-job estimate before any job has been timed (a short answer on a CPU takes a few seconds).
 INITIAL_JOB_SECONDS = 5.0
-
-
-class QueueFullError(RagError):
-    """A job over the queue's bound (this user's, or the total): refused before it waits at all."""
-
-    def __init__(self, wait_seconds: float, *, per_user: bool, limit: int) -> None:
-        self.wait_seconds = wait_seconds
-        self.per_user = per_user
-        self.limit = limit
-        full = f"you already have {limit} jobs in the queue" if per_user else f"the queue is full ({limit} jobs)"
-        super().__init__(f"{full}; try again in {math.ceil(wait_seconds)} s")
-
-
-class JobExpiredError(RagError):
-    """A job whose deadline would pass before it could finish; dropped before it ran."""
-
-    def __init__(self) -> None:
-        super().__init__("this question waited too long in the queue to be answered; please ask again")
 
 
 class Ticket(Generic[T]):

@@ -1,7 +1,7 @@
 """Who may change a guild's knowledge (upload files, reindex): one predicate, no Discord calls.
 
 Members with the Manage Server permission (administrators and the owner have it implicitly), or with a role
-listed in `config.bot.knowledge_roles`. An entry of digits only is a role id (it survives renaming the role,
+listed in `bot.knowledge_roles` (`BotConfig`). An entry of digits only is a role id (it survives renaming the role,
 and a look-alike role with the same name does not match it); anything else is a role name, matched exactly
 (Discord role names are case-sensitive, and a loose match would let a look-alike role through). A plain
 `discord.User` is someone in a DM: no guild, no roles, so never.

@@ -12,7 +12,7 @@ import io
 
 import discord
 
-from bot.render import truncate
+from bot.render.text import truncate
 from rag_engine.explain.view import PipelineView
 from rag_engine.safe_names import display_name
 

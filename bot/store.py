@@ -1,6 +1,6 @@
 """The bot's SQLite state, surviving restarts: which domain each channel asks about, and the answers in flight.
 
-Domains: a channel's own choice (`/domain`) wins, then its guild's default from `config.bot.guild_domains`,
+Domains: a channel's own choice (`/domain`) wins, then its guild's default from `bot.guild_domains` (`BotConfig`),
 else None (= search every domain). The defaults come from config and are never written to the database, so
 changing the config takes effect at the next start.
 

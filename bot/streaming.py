@@ -7,8 +7,8 @@ the loop, at most one edit is in flight and edits start at most once per interva
 the first piece arrives); every edit carries the whole text so far, so an edit that fails loses nothing, the
 next one catches up.
 
-Not here: what the message looks like (`render`, passed in: `bot.render.answer_content`), the final message
-with buttons and sources (the ask cog).
+Not here: what the message looks like (`render`, passed in: `bot.render.answer.answer_content`), the final message
+with buttons and sources (`bot.answering.deliver_answer`).
 """
 
 from __future__ import annotations

@@ -19,17 +19,13 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-from rag_engine.errors import RagError
+from bot.errors import UploadError
 
 MAX_NAME_CHARS = 100
 # Most file systems cap a name at 255 bytes; stay well below it for multi-byte names.
 MAX_NAME_BYTES = 200
 # Invisible characters that reorder displayed text: a name could look unlike what it is (another extension).
 _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-class UploadError(RagError):
-    """An upload was refused; `str(err)` tells the uploader why."""
 
 
 def _supported(extensions: Sequence[str]) -> list[str]:

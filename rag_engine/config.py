@@ -1,8 +1,10 @@
 """The configuration: frozen dataclasses loaded once from `config.toml` with `tomllib`.
 
 Every setting has a default here, so a missing file or section means "the shipped defaults". Relative paths
-in the file are resolved against the file's own folder. Secrets are never stored here: the config only names
-the environment variable that holds them (`token_env`). Reading the environment is the caller's business.
+in the file are resolved against the file's own folder. The engine's sections are checked here; a surface's
+section (`[bot]`, see `SURFACE_SECTIONS`) is accepted and kept raw for that surface to build and check
+(`bot/config.py`). Secrets are never stored in the file: at most it names the environment variable that holds
+one (`bot.token_env`). Reading the environment is the caller's business.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +28,9 @@ MAX_K = 20
 RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
 FUSION_METHODS = ("blend", "rrf")
 DEFAULT_CONFIG_NAME = "config.toml"
+# Sections of config.toml that belong to a surface, not to the engine: the Discord bot's `[bot]`. The engine
+# accepts them and keeps their tables as they are (`Config.surface_tables`); it never reads them.
+SURFACE_SECTIONS = ("bot",)
 
 
 @dataclass(frozen=True)
@@ -141,33 +147,6 @@ class WatchConfig:
 
 
 @dataclass(frozen=True)
-class BotConfig:
-    # The name of the environment variable holding the token; the token itself never appears in config or logs.
-    token_env: str = "DISCORD_TOKEN"
-    # Direct messages to the bot; off by default (no channel, no domain, no moderation).
-    allow_dms: bool = False
-    # Channel ids (as strings) the bot answers in; empty = every channel it can see.
-    allowed_channels: tuple[str, ...] = ()
-    # Members with Manage Server, or with one of these roles, may upload files and reindex. An entry of digits
-    # only is a role id (survives renaming), anything else a role name (exact, case-sensitive).
-    knowledge_roles: tuple[str, ...] = ("Knowledge Editor",)
-    max_upload_bytes: int = 5_000_000
-    # Per user: a burst of this many questions, then one more every cooldown_seconds.
-    cooldown_burst: int = 3
-    cooldown_seconds: float = 10.0
-    # The generation queue's bounds: jobs (waiting or running) per user and in total. A question over either
-    # bound is refused at once with an estimate of when to try again, instead of waiting past Discord's
-    # 15-minute interaction token.
-    max_queued_per_user: int = 2
-    max_queue_length: int = 20
-    # A streamed answer edits its message at most this often (Discord rate-limits edits).
-    edit_interval_seconds: float = 1.0
-    sources_per_page: int = 4
-    # A guild's default domain, as "guild_id=domain" entries; channels may switch with /domain.
-    guild_domains: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     loading: LoadingConfig = field(default_factory=LoadingConfig)
@@ -178,7 +157,9 @@ class Config:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
-    bot: BotConfig = field(default_factory=BotConfig)
+    # The raw tables of the surfaces' sections (`SURFACE_SECTIONS`), unchecked: each surface builds and checks
+    # its own settings from them with `section` (the bot: `bot.config.bot_config`).
+    surface_tables: Mapping[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
     def with_paths(self, knowledge_dir: Path | None = None, data_dir: Path | None = None) -> Config:
@@ -194,8 +175,9 @@ class Config:
 _Section = TypeVar("_Section")
 
 
-def _section(cls: type[_Section], raw: dict[str, Any], name: str) -> _Section:
-    """Build one section dataclass from its TOML table, checking names and types against the defaults."""
+def section(cls: type[_Section], raw: Mapping[str, Any], name: str) -> _Section:
+    """Build one section dataclass from its TOML table `raw[name]` (missing: the defaults), checking names
+    and types against the defaults. Also how a surface builds its own section from `Config.surface_tables`."""
     table = raw.get(name, {})
     if not isinstance(table, dict):
         raise ConfigError(f"[{name}] must be a table")
@@ -247,24 +229,25 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"config file not found: {config_path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_path} is not valid TOML: {exc}") from exc
-    sections = {f.name for f in dataclasses.fields(Config)} - {"source"}
+    engine_sections = {f.name for f in dataclasses.fields(Config)} - {"source", "surface_tables"}
+    sections = engine_sections | set(SURFACE_SECTIONS)
     unknown = set(raw) - sections
     if unknown:
         raise ConfigError(f"unknown section(s) in {config_path}: {', '.join(sorted(unknown))}")
     base = config_path.resolve().parent
-    paths = _section(PathsConfig, raw, "paths")
+    paths = section(PathsConfig, raw, "paths")
     paths = PathsConfig(knowledge_dir=base / paths.knowledge_dir, data_dir=base / paths.data_dir)
     config = Config(
         paths=paths,
-        loading=_section(LoadingConfig, raw, "loading"),
-        chunking=_section(ChunkingConfig, raw, "chunking"),
-        embedding=_section(EmbeddingConfig, raw, "embedding"),
-        retrieval=_section(RetrievalConfig, raw, "retrieval"),
-        evidence=_section(EvidenceConfig, raw, "evidence"),
-        prompt=_section(PromptConfig, raw, "prompt"),
-        generation=_section(GenerationConfig, raw, "generation"),
-        watch=_section(WatchConfig, raw, "watch"),
-        bot=_section(BotConfig, raw, "bot"),
+        loading=section(LoadingConfig, raw, "loading"),
+        chunking=section(ChunkingConfig, raw, "chunking"),
+        embedding=section(EmbeddingConfig, raw, "embedding"),
+        retrieval=section(RetrievalConfig, raw, "retrieval"),
+        evidence=section(EvidenceConfig, raw, "evidence"),
+        prompt=section(PromptConfig, raw, "prompt"),
+        generation=section(GenerationConfig, raw, "generation"),
+        watch=section(WatchConfig, raw, "watch"),
+        surface_tables={name: raw[name] for name in SURFACE_SECTIONS if name in raw},
         source=config_path,
     )
     _validate(config)
@@ -280,7 +263,6 @@ _OVERRIDABLE = {
     "prompt": PromptConfig,
     "generation": GenerationConfig,
     "watch": WatchConfig,
-    "bot": BotConfig,
 }
 
 
@@ -291,22 +273,22 @@ def with_overrides(config: Config, settings: list[str]) -> Config:
     changed = config
     for setting in settings:
         name, equals, value = setting.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not equals or not dot or section not in _OVERRIDABLE:
+        part, dot, key = name.strip().partition(".")
+        if not equals or not dot or part not in _OVERRIDABLE:
             known = ", ".join(_OVERRIDABLE)
             raise ConfigError(f"--set takes SECTION.KEY=VALUE with a section of {known}; not {setting!r}")
         try:
             parsed = tomllib.loads(f"value = {value.strip()}")["value"]
         except tomllib.TOMLDecodeError:
             parsed = value.strip()
-        current = dataclasses.asdict(getattr(changed, section))
+        current = dataclasses.asdict(getattr(changed, part))
         table = {
             field: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v
             for field, v in current.items()
         }
         table[key.strip()] = parsed
-        updated: Any = _section(_OVERRIDABLE[section], {section: table}, section)
-        changed = dataclasses.replace(changed, **{section: updated})
+        updated: Any = section(_OVERRIDABLE[part], {part: table}, part)
+        changed = dataclasses.replace(changed, **{part: updated})
     _validate(changed)
     return changed
 
@@ -342,17 +324,6 @@ def _validate(config: Config) -> None:
     for placeholder in ("{context}", "{question}"):
         if placeholder not in config.prompt.template:
             raise ConfigError(f"prompt.template must contain {placeholder}")
-    bot = config.bot
-    if bot.cooldown_burst < 1 or bot.cooldown_seconds < 0 or bot.edit_interval_seconds < 0:
-        raise ConfigError("bot.cooldown_burst must be >= 1; cooldown_seconds and edit_interval_seconds >= 0")
-    if bot.sources_per_page < 1 or bot.max_upload_bytes < 1:
-        raise ConfigError("bot.sources_per_page and bot.max_upload_bytes must be at least 1")
-    if bot.max_queued_per_user < 1 or bot.max_queue_length < bot.max_queued_per_user:
-        raise ConfigError("bot.max_queued_per_user must be at least 1 and bot.max_queue_length at least as large")
-    for entry in bot.guild_domains:
-        guild, _, domain = entry.partition("=")
-        if not guild.strip().isdigit() or not domain.strip():
-            raise ConfigError(f'bot.guild_domains entries look like "123456789=history", not {entry!r}')
     watch = config.watch
     if not 0.0 <= watch.rebuild_debounce_seconds <= watch.max_rebuild_delay_seconds:
         raise ConfigError("watch.rebuild_debounce_seconds must be >= 0 and at most max_rebuild_delay_seconds")

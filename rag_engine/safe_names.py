@@ -9,7 +9,7 @@ pass unchanged. `utf8_name` escapes only the lone surrogates: for JSON, whose ow
 characters harmless.
 
 Not here: deciding what to do with such a file (loading refuses a name that is not UTF-8), Markdown escaping for
-Discord (`bot/render.py`).
+Discord (`bot/render/`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""Small deterministic stand-ins for the two models, for fast unit tests of the engine's logic.
+"""Small deterministic stand-ins for the two models, for fast tests of the engine, the CLI and the bot.
 
-`HashingEmbedder` maps words to a fixed random direction each and sums them, so texts sharing words are near;
-`EchoGenerator` counts whitespace tokens and answers with the first words of the prompt's context;
-`ScriptedGenerator` always gives the same answer. Real-model tests sit beside the unit tests, marked
-`real_models`.
+`HashingEmbedder` gives every word a fixed random direction (seeded by the word's hash) and returns the
+normalised sum, so texts sharing words are near; it records each batch it embedded (`calls`,
+`texts_embedded`). `EchoGenerator` counts whitespace-separated tokens and answers with the first words of the
+prompt's context ("I do not know." when it has none), recording every prompt (`prompts`); `ScriptedGenerator`
+always gives the same answer. The bot's tests build on these (tests/bot/conftest.py: a generator held until
+released); tests with the real models are marked `real_models` and load them themselves.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs import domain_choices
+from bot.domains import domain_choices
 
 if TYPE_CHECKING:
     from bot.client import RagBot

@@ -1,6 +1,6 @@
 """`/knowledge status | upload | reindex`: what is indexed, adding a document, forcing a rebuild.
 
-`status` answers where questions are answered (`bot.cogs.admit`: not in DMs unless `bot.allow_dms`, not in
+`status` answers where questions are answered (`bot.admission`: not in DMs unless `bot.allow_dms`, not in
 channels outside `bot.allowed_channels`); it is cheap, so it spends no cooldown token. Uploading and
 reindexing change the knowledge folder, so they are for members with Manage Server or a role named (or whose
 id is listed) in `bot.knowledge_roles`. An upload is saved into `knowledge/<domain>/` (sanitised name, size and type
@@ -18,9 +18,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import render
-from bot.cogs import admit, domain_choices
+from bot.admission import admit
+from bot.domains import domain_choices
 from bot.permissions import is_role_id, may_manage_knowledge
+from bot.render.status import status_embed
 from bot.uploads import safe_filename, save_upload
 from rag_engine.records import IndexUpdate
 
@@ -43,11 +44,11 @@ class KnowledgeCog(commands.GroupCog, group_name="knowledge", group_description=
         super().__init__()
 
     async def _permitted(self, interaction: discord.Interaction) -> bool:
-        if may_manage_knowledge(interaction.user, self.bot.config.bot.knowledge_roles):
+        if may_manage_knowledge(interaction.user, self.bot.settings.knowledge_roles):
             return True
         # An id is shown as a role mention: Discord displays the role's name, and nothing pings (the bot sends
         # every message with AllowedMentions.none()).
-        roles = ", ".join(role_label(entry) for entry in self.bot.config.bot.knowledge_roles) or "none configured"
+        roles = ", ".join(role_label(entry) for entry in self.bot.settings.knowledge_roles) or "none configured"
         await interaction.response.send_message(
             f"Only members with Manage Server or one of these roles may change the documents: {roles}.",
             ephemeral=True,
@@ -61,7 +62,7 @@ class KnowledgeCog(commands.GroupCog, group_name="knowledge", group_description=
         await interaction.response.defer(ephemeral=True, thinking=True)
         names = self.bot.engine.domains()
         stats = [await asyncio.to_thread(self.bot.engine.domain_stats, name) for name in names]
-        await interaction.followup.send(embed=render.status_embed(stats), ephemeral=True)
+        await interaction.followup.send(embed=status_embed(stats), ephemeral=True)
 
     @app_commands.command(name="upload", description="Add a document to a domain (it is indexed automatically)")
     @app_commands.describe(
@@ -76,7 +77,7 @@ class KnowledgeCog(commands.GroupCog, group_name="knowledge", group_description=
         if not await self._permitted(interaction):
             return
         self.bot.engine.check_domain(domain)
-        limit = self.bot.config.bot.max_upload_bytes
+        limit = self.bot.settings.max_upload_bytes
         if file.size > limit:
             await interaction.response.send_message(
                 f"`{file.filename}` is {file.size:,} bytes; the limit is {limit:,}.", ephemeral=True

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.client import RagBot
+from bot.config import BotConfig
 from bot.jobs import GenerationQueue
 from rag_engine.config import Config, WatchConfig
 from rag_engine.engine import Engine
@@ -35,12 +36,14 @@ BotFactory = Callable[..., "asynccontextmanager[RagBot]"]
 
 @pytest.fixture
 def bot_config(config: Config) -> Config:
-    """Fast settings: short debounce and edit interval, a generous cooldown (one test tightens it)."""
-    return dataclasses.replace(
-        config,
-        watch=WatchConfig(rebuild_debounce_seconds=0.1, max_rebuild_delay_seconds=2.0),
-        bot=dataclasses.replace(config.bot, edit_interval_seconds=0.05, cooldown_burst=50, cooldown_seconds=1.0),
-    )
+    """The engine's settings for a bot: a short debounce, so uploads are indexed quickly."""
+    return dataclasses.replace(config, watch=WatchConfig(rebuild_debounce_seconds=0.1, max_rebuild_delay_seconds=2.0))
+
+
+@pytest.fixture
+def bot_settings() -> BotConfig:
+    """The bot's own settings: a short edit interval and a generous cooldown (some tests tighten them)."""
+    return BotConfig(edit_interval_seconds=0.05, cooldown_burst=50, cooldown_seconds=1.0)
 
 
 class GatedGenerator(EchoGenerator):
@@ -80,25 +83,26 @@ class GatedGenerator(EchoGenerator):
 async def connected_bot(
     emu: DiscordEmulator,
     config: Config,
+    settings: BotConfig,
     *,
     generator: Generator | None = None,
     clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[RagBot]:
-    """A `RagBot` over fake models connected to `emu`; `generator` replaces EchoGenerator, `clock` the queue's
-    clock for deadlines (epoch seconds)."""
+    """A `RagBot` over fake models connected to `emu`, with the engine's `config` and the bot's `settings`;
+    `generator` replaces EchoGenerator, `clock` the queue's clock for deadlines (epoch seconds)."""
     make_generator: Callable[[], Generator] = EchoGenerator if generator is None else (lambda: generator)
     engine = Engine(config, embedder=HashingEmbedder, generator=make_generator)
     # No attention model with fake models: the pipeline view then says why instead of drawing the heatmap.
-    bot = RagBot(config, engine, attention=lambda: None)
+    bot = RagBot(config, engine, settings, attention=lambda: None)
     if clock is not None:
-        bot.queue = GenerationQueue(config.bot.max_queued_per_user, config.bot.max_queue_length, clock=clock)
+        bot.queue = GenerationQueue(settings.max_queued_per_user, settings.max_queue_length, clock=clock)
     async with running_bot(emu, bot):
         yield bot
 
 
 @pytest.fixture
-async def ragbot(emulator: DiscordEmulator, bot_config: Config) -> AsyncIterator[RagBot]:
-    async with connected_bot(emulator, bot_config) as bot:
+async def ragbot(emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig) -> AsyncIterator[RagBot]:
+    async with connected_bot(emulator, bot_config, bot_settings) as bot:
         yield bot
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import RedactSecret, configure_logging, main, read_token
+from bot.config import bot_config
 from rag_engine.config import load_config
 from ragscope.cli import main as ragscope
 
@@ -61,7 +62,7 @@ def test_queue_bounds_are_validated(
 
 
 def test_the_shipped_queue_bounds_load() -> None:
-    bot = load_config(Path(__file__).parents[2] / "config.toml").bot
+    bot = bot_config(load_config(Path(__file__).parents[2] / "config.toml"))
     assert (bot.max_queued_per_user, bot.max_queue_length) == (2, 20)
 
 
@@ -106,7 +107,7 @@ def test_a_logged_exception_carrying_the_token_never_shows_it(
     config = tmp_path / "config.toml"
     config.write_text('[bot]\ntoken_env = "MY_BOT_TOKEN"\n')
     monkeypatch.setenv("MY_BOT_TOKEN", f"  {token}\n")  # as pasted into a .env file
-    secret = read_token(load_config(config))
+    secret = read_token(bot_config(load_config(config)))
     assert secret == token
     configure_logging(False, secret)
     # Installed on the root logger's handler, so any library's records pass through it.

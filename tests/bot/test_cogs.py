@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.client import RagBot
+from bot.cogs.help import HELP_TEXT
+from bot.config import BotConfig
+from bot.render.text import MESSAGE_LIMIT
 from rag_engine.config import Config
 from tests.bot.conftest import connected_bot
 from tests.conftest import write
@@ -141,9 +145,11 @@ async def test_pipeline_shows_the_five_steps_within_discords_limits(emulator: Di
     assert shown.file("prompt.txt") is not None
 
 
-async def test_more_sources_pages_through_the_hits(emulator: DiscordEmulator, bot_config: Config) -> None:
-    small_pages = dataclasses.replace(bot_config, bot=dataclasses.replace(bot_config.bot, sources_per_page=1))
-    async with connected_bot(emulator, small_pages):
+async def test_more_sources_pages_through_the_hits(
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
+) -> None:
+    small_pages = dataclasses.replace(bot_settings, sources_per_page=1)
+    async with connected_bot(emulator, bot_config, small_pages):
         inter = await emulator.invoke_command("ask", {"question": "zorblat quillfish basalt", "k": 3})
         answer = await inter.wait_response_done(lambda m: bool(m.embeds))
         click = await emulator.click_button(answer, "ragscope:sources")
@@ -154,13 +160,15 @@ async def test_more_sources_pages_through_the_hits(emulator: DiscordEmulator, bo
         assert "page 1/3" in pager.embed_text().lower()
 
 
-async def test_domain_switch_is_remembered_across_a_restart(emulator: DiscordEmulator, bot_config: Config) -> None:
-    async with connected_bot(emulator, bot_config):
+async def test_domain_switch_is_remembered_across_a_restart(
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
+) -> None:
+    async with connected_bot(emulator, bot_config, bot_settings):
         choices = await emulator.autocomplete("domain", "name", "geo")
         assert [c["value"] for c in choices] == ["geology"]
         switched = await (await emulator.invoke_command("domain", {"name": "geology"})).wait_response_done()
         assert "now searches **geology**" in switched.content
-    async with connected_bot(emulator, bot_config):
+    async with connected_bot(emulator, bot_config, bot_settings):
         # The commands did not change, so the restarted bot did not register them again.
         assert len(emulator.command_syncs) == 1
         shown = await (await emulator.invoke_command("domain", {})).wait_response_done()
@@ -237,11 +245,18 @@ async def test_help_explains_rag(emulator: DiscordEmulator, ragbot: RagBot) -> N
     assert shown.ephemeral and "/ask" in shown.content and "retriev" in shown.content.lower()
 
 
-async def test_cooldown_after_a_burst(emulator: DiscordEmulator, bot_config: Config) -> None:
-    strict = dataclasses.replace(
-        bot_config, bot=dataclasses.replace(bot_config.bot, cooldown_burst=1, cooldown_seconds=60)
-    )
-    async with connected_bot(emulator, strict):
+def test_help_text_names_every_command_and_the_five_steps() -> None:
+    assert len(HELP_TEXT) <= MESSAGE_LIMIT
+    registered = {"ask", "norag", "compare", "pipeline", "domain", "eval", "help"}
+    for command in [*registered, "knowledge status", "knowledge upload", "knowledge reindex"]:
+        assert f"`/{command}`" in HELP_TEXT
+    steps = [line for line in HELP_TEXT.splitlines() if re.match(r"[1-5]\. ", line)]
+    assert len(steps) == 5
+
+
+async def test_cooldown_after_a_burst(emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig) -> None:
+    strict = dataclasses.replace(bot_settings, cooldown_burst=1, cooldown_seconds=60)
+    async with connected_bot(emulator, bot_config, strict):
         first = await emulator.invoke_command("ask", {"question": "zorblat?"})
         await first.wait_response_done(lambda m: bool(m.embeds))
         second = await emulator.invoke_command("ask", {"question": "quillfish?"})
@@ -259,10 +274,12 @@ async def test_document_text_never_pings(emulator: DiscordEmulator, ragbot: RagB
     assert "everyone the zorblat party" in final.content
 
 
-async def test_a_channel_outside_the_allow_list_is_refused(emulator: DiscordEmulator, bot_config: Config) -> None:
+async def test_a_channel_outside_the_allow_list_is_refused(
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
+) -> None:
     general = emulator.get_channel("general")["id"]
-    only_general = dataclasses.replace(bot_config, bot=dataclasses.replace(bot_config.bot, allowed_channels=(general,)))
-    async with connected_bot(emulator, only_general):
+    only_general = dataclasses.replace(bot_settings, allowed_channels=(general,))
+    async with connected_bot(emulator, bot_config, only_general):
         refused = await (
             await emulator.invoke_command("ask", {"question": "zorblat?"}, channel="random")
         ).wait_response_done()

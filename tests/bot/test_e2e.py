@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 
 from bot.client import RagBot
-from bot.render import answer_content, check_note
+from bot.config import BotConfig
+from bot.render.answer import answer_content, check_note
 from rag_engine.config import Config, WatchConfig, load_config
 from rag_engine.engine import Engine
 from rag_engine.generate.generation import LlamaGenerator
@@ -91,9 +92,8 @@ def indexed_template(tmp_path_factory: pytest.TempPathFactory, shipped_settings:
 
 @pytest.fixture
 def e2e_config(tmp_path: Path, shipped_settings: Config, indexed_template: Path) -> Config:
-    """A copy of the indexed shipped domains in tmp_path; short answers, fast edits and watcher, a generous
-    cooldown, a queue long enough for the load test, and sources ranked by embeddings (nearest first, as the
-    journeys check; `mode:` tests ask for the others)."""
+    """A copy of the indexed shipped domains in tmp_path; short answers, a fast watcher, and sources ranked by
+    embeddings (nearest first, as the journeys check; `mode:` tests ask for the others)."""
     knowledge, data = tmp_path / "knowledge", tmp_path / "data"
     shutil.copytree(indexed_template / "knowledge", knowledge)
     shutil.copytree(indexed_template / "data", data)
@@ -103,14 +103,13 @@ def e2e_config(tmp_path: Path, shipped_settings: Config, indexed_template: Path)
         generation=dataclasses.replace(base.generation, max_answer_tokens=48),
         retrieval=dataclasses.replace(base.retrieval, mode="dense"),
         watch=WatchConfig(rebuild_debounce_seconds=0.2, max_rebuild_delay_seconds=2.0),
-        bot=dataclasses.replace(
-            base.bot,
-            edit_interval_seconds=0.2,
-            cooldown_burst=100,
-            cooldown_seconds=1.0,
-            max_queue_length=LOAD_USERS + 10,
-        ),
     )
+
+
+# The bot's settings for every test: fast edits, a generous cooldown, a queue long enough for the load test.
+E2E_SETTINGS = BotConfig(
+    edit_interval_seconds=0.2, cooldown_burst=100, cooldown_seconds=1.0, max_queue_length=LOAD_USERS + 10
+)
 
 
 @asynccontextmanager
@@ -118,7 +117,7 @@ async def connected(emu: DiscordEmulator, config: Config, models: Models) -> Asy
     """A new `RagBot` (and engine) over `config`, sharing the loaded models, connected to the emulator."""
     embedder, generator = models
     engine = Engine(config, embedder=lambda: embedder, generator=lambda: generator)
-    bot = RagBot(config, engine)
+    bot = RagBot(config, engine, E2E_SETTINGS)
     # The first sync embeds every shipped document before the bot identifies: allow for a slow machine.
     async with running_bot(emu, bot, timeout=60.0):
         yield bot

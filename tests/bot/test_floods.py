@@ -19,6 +19,7 @@ import pytest
 
 from bot.answering import INTERACTION_TOKEN_SECONDS
 from bot.client import INTERRUPTED_NOTE
+from bot.config import BotConfig
 from bot.store import DomainStore, InFlight
 from rag_engine.config import Config
 from tests.bot.conftest import GatedGenerator, connected_bot
@@ -38,10 +39,6 @@ async def no_rule_broken(emulator: DiscordEmulator) -> AsyncIterator[None]:
     assert emulator.violations == []
 
 
-def with_bot(config: Config, **changes: Any) -> Config:
-    return dataclasses.replace(config, bot=dataclasses.replace(config.bot, **changes))
-
-
 def answered(message: MessageRecord) -> bool:
     return bool(message.embeds)
 
@@ -58,11 +55,11 @@ async def ask(emu: DiscordEmulator, question: str, user: str, **options: Any) ->
 
 # -- 7a: bounded queue ------------------------------------------------------------------------------------------
 async def test_a_question_over_the_users_bound_is_refused_at_once_with_an_estimate(
-    emulator: DiscordEmulator, bot_config: Config
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
 ) -> None:
     gated = GatedGenerator()
-    config = with_bot(bot_config, max_queued_per_user=2, max_queue_length=20)
-    async with connected_bot(emulator, config, generator=gated):
+    settings = dataclasses.replace(bot_settings, max_queued_per_user=2, max_queue_length=20)
+    async with connected_bot(emulator, bot_config, settings, generator=gated):
         running = await ask(emulator, ZORBLAT_FOOD, "alice")
         await gated.next_started()
         waiting = await ask(emulator, ZORBLAT_AUTHOR, "alice")
@@ -87,12 +84,12 @@ async def test_a_question_over_the_users_bound_is_refused_at_once_with_an_estima
 
 
 async def test_a_full_queue_refuses_everyone_and_says_when_to_come_back(
-    emulator: DiscordEmulator, bot_config: Config
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
 ) -> None:
     gated = GatedGenerator()
     gated.release()
-    config = with_bot(bot_config, max_queued_per_user=1, max_queue_length=2)
-    async with connected_bot(emulator, config, generator=gated) as bot:
+    settings = dataclasses.replace(bot_settings, max_queued_per_user=1, max_queue_length=2)
+    async with connected_bot(emulator, bot_config, settings, generator=gated) as bot:
         earlier = await (await ask(emulator, ZORBLAT_AUTHOR, "owner")).wait_response_done(answered)
         await gated.next_started()
         gated.hold()
@@ -119,12 +116,12 @@ async def test_a_full_queue_refuses_everyone_and_says_when_to_come_back(
 
 # -- 7b: one admission check for everything expensive --------------------------------------------------------
 async def test_every_expensive_command_and_button_shares_the_cooldown(
-    emulator: DiscordEmulator, bot_config: Config
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
 ) -> None:
     write_questions(bot_config)
     echo = EchoGenerator()
-    strict = with_bot(bot_config, cooldown_burst=1, cooldown_seconds=60)
-    async with connected_bot(emulator, strict, generator=echo):
+    strict = dataclasses.replace(bot_settings, cooldown_burst=1, cooldown_seconds=60)
+    async with connected_bot(emulator, bot_config, strict, generator=echo):
         answer = await (await ask(emulator, ZORBLAT_AUTHOR, "alice")).wait_response_done(answered)
         generated = len(echo.prompts)
 
@@ -166,11 +163,11 @@ class ShiftedClock:
 
 
 async def test_a_question_that_waited_past_its_token_is_dropped_and_told_so(
-    emulator: DiscordEmulator, bot_config: Config
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
 ) -> None:
     gated = GatedGenerator()
     clock = ShiftedClock()
-    async with connected_bot(emulator, bot_config, generator=gated, clock=clock):
+    async with connected_bot(emulator, bot_config, bot_settings, generator=gated, clock=clock):
         running = await ask(emulator, ZORBLAT_FOOD, "alice")
         await gated.next_started()
         late = await ask(emulator, QUILLFISH, "bob")
@@ -187,11 +184,11 @@ async def test_a_question_that_waited_past_its_token_is_dropped_and_told_so(
 
 # -- 9c: /knowledge status only where the bot answers --------------------------------------------------------
 async def test_knowledge_status_answers_only_where_questions_are_answered(
-    emulator: DiscordEmulator, bot_config: Config
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
 ) -> None:
     general = emulator.get_channel("general")["id"]
-    config = with_bot(bot_config, allowed_channels=(general,), allow_dms=False)
-    async with connected_bot(emulator, config):
+    settings = dataclasses.replace(bot_settings, allowed_channels=(general,), allow_dms=False)
+    async with connected_bot(emulator, bot_config, settings):
         in_dm = await emulator.invoke_command("knowledge status", channel=emulator.dm_channel("alice"))
         refused = await in_dm.wait_response_done()
         assert refused.ephemeral and "direct messages" in refused.content and not refused.embeds
@@ -203,20 +200,25 @@ async def test_knowledge_status_answers_only_where_questions_are_answered(
         assert status.ephemeral and "zoology" in status.embed_text()
 
 
-async def test_knowledge_status_in_dms_when_they_are_allowed(emulator: DiscordEmulator, bot_config: Config) -> None:
-    async with connected_bot(emulator, with_bot(bot_config, allow_dms=True)):
+async def test_knowledge_status_in_dms_when_they_are_allowed(
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
+) -> None:
+    async with connected_bot(emulator, bot_config, dataclasses.replace(bot_settings, allow_dms=True)):
         in_dm = await emulator.invoke_command("knowledge status", channel=emulator.dm_channel("alice"))
         status = await in_dm.wait_for_followup(lambda m: bool(m.embeds))
         assert "geology" in status.embed_text()
 
 
 # -- 9b: knowledge roles by id -------------------------------------------------------------------------------
-async def test_a_knowledge_role_listed_by_id_may_reindex(emulator: DiscordEmulator, bot_config: Config) -> None:
+async def test_a_knowledge_role_listed_by_id_may_reindex(
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
+) -> None:
     role = emulator.add_role("Librarians")
     emulator.set_roles("alice", [role])
     lookalike = emulator.add_role(role["id"])  # a role *named* like the id is not the role
     emulator.set_roles("bob", [lookalike])
-    async with connected_bot(emulator, with_bot(bot_config, knowledge_roles=(role["id"], "Archivists"))):
+    editors = dataclasses.replace(bot_settings, knowledge_roles=(role["id"], "Archivists"))
+    async with connected_bot(emulator, bot_config, editors):
         refused = await (
             await emulator.invoke_command("knowledge reindex", {"domain": "zoology"}, user="bob")
         ).wait_response_done()
@@ -230,10 +232,10 @@ async def test_a_knowledge_role_listed_by_id_may_reindex(emulator: DiscordEmulat
 
 # -- 9d: restarts --------------------------------------------------------------------------------------------
 async def test_answers_cut_short_by_a_restart_are_finished_by_the_next_start(
-    emulator: DiscordEmulator, bot_config: Config
+    emulator: DiscordEmulator, bot_config: Config, bot_settings: BotConfig
 ) -> None:
     gated = GatedGenerator(hold_at=1)  # one token streamed, then the "model" stalls
-    async with connected_bot(emulator, bot_config, generator=gated) as first:
+    async with connected_bot(emulator, bot_config, bot_settings, generator=gated) as first:
         streaming = await ask(emulator, ZORBLAT_FOOD, "alice")
         await gated.next_started()
         half = await streaming.wait_response_done()
@@ -256,7 +258,7 @@ async def test_answers_cut_short_by_a_restart_are_finished_by_the_next_start(
     )
     store.close()
 
-    async with connected_bot(emulator, bot_config) as second:
+    async with connected_bot(emulator, bot_config, bot_settings) as second:
         messages = [streaming.original, queued.original, reply]
         assert all(message is not None for message in messages)
         await emulator.wait_for(

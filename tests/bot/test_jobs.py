@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from bot.jobs import GenerationQueue, JobExpiredError, QueueFullError, Ticket
+from bot.errors import JobExpiredError, QueueFullError
+from bot.jobs import GenerationQueue, Ticket
 
 TIMEOUT = 5
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.uploads import UploadError, safe_filename, save_upload
+from bot.errors import UploadError
+from bot.uploads import safe_filename, save_upload
 from rag_engine.config import LoadingConfig
 from rag_engine.errors import RagError
 from rag_engine.ingest.loading import is_candidate

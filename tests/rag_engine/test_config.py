@@ -14,7 +14,7 @@ from tests.conftest import REPO, write
 def test_shipped_config_matches_the_defaults_except_paths() -> None:
     shipped = load_config(REPO / "config.toml")
     defaults = Config()
-    for section in ("loading", "chunking", "embedding", "retrieval", "prompt", "generation", "bot"):
+    for section in ("loading", "chunking", "embedding", "retrieval", "prompt", "generation"):
         assert getattr(shipped, section) == getattr(defaults, section), section
     assert shipped.paths.knowledge_dir == REPO / "knowledge"
     assert shipped.paths.data_dir == REPO / ".ragscope-data"
@@ -49,6 +49,14 @@ def test_integers_are_accepted_for_float_settings(tmp_path: Path) -> None:
 def test_bad_settings_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}")):
         load_config(write(tmp_path / "c.toml", text))
+
+
+def test_a_surfaces_table_is_accepted_and_kept_for_it_unread(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path / "c.toml", "[bot]\ncooldown_burst = 0\nanything = 'goes'\n"))
+    assert config.surface_tables == {"bot": {"cooldown_burst": 0, "anything": "goes"}}
+    assert Config().surface_tables == {} and load_config(write(tmp_path / "d.toml", "")).surface_tables == {}
+    with pytest.raises(ConfigError, match=r"unknown section\(s\) in .*: botz"):
+        load_config(write(tmp_path / "e.toml", "[bot]\n[botz]\n"))
 
 
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bot.render import answer_content
+from bot.render.answer import answer_content
 from rag_engine.config import Config
 from rag_engine.engine import Engine
 from ragscope import render

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from discord.utils import escape_markdown
 
-from bot import render as bot_render
+from bot.render.answer import check_note
+from bot.render.sources import sources_embed
+from bot.render.status import status_embed
 from rag_engine.config import ChunkingConfig, Config, LoadingConfig
 from rag_engine.engine import Engine
 from rag_engine.errors import DocumentError, DocumentReadError
@@ -250,12 +252,12 @@ def test_the_terminal_shows_a_hostile_name_of_a_real_sync_escaped(
 
 
 def test_discord_shows_hostile_names_escaped() -> None:
-    status = bot_render.status_embed([_stats()])
+    status = status_embed([_stats()])
     value = status.fields[0].value or ""
     assert f"skipped `{SHOWN}`" in value and "failed `caf\\xe9.md`" in value
-    source = bot_render.sources_embed(_answer()).fields[0].name or ""
+    source = sources_embed(_answer()).fields[0].name or ""
     assert f"zoology/{SHOWN} L1-1" in source
-    check = bot_render.check_note(_answer())
+    check = check_note(_answer())
     assert escape_markdown(f"zoology/{SHOWN}:1") in check
     for text in (value, source, check):
         assert "\x1b" not in text and "\t" not in text
