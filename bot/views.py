@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import render
-from bot.answering import Asker, final_content, stream_answer
+from bot.answering import Asker, final_content, queued, stream_answer
 from bot.cogs import admit, report_error
+from bot.pipeline_render import pipeline_message
 from rag_engine.records import Answer
 
 if TYPE_CHECKING:
@@ -52,12 +53,12 @@ class AnswerView(discord.ui.View):
 
     @discord.ui.button(label="Show pipeline", style=discord.ButtonStyle.secondary, custom_id="ragscope:pipeline")
     async def pipeline(self, interaction: discord.Interaction, button: discord.ui.Button[AnswerView]) -> None:
-        from bot.cogs.pipeline import pipeline_for
-
         if not await admit(interaction):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        content, embeds, files = await pipeline_for(self.bot, self.answer, Asker.of_interaction(interaction))
+        engine, answer, asker = self.bot.engine, self.answer, Asker.of_interaction(interaction)
+        # Built and drawn in the generation queue, off the event loop, as `/pipeline` does.
+        content, embeds, files = await queued(self.bot, lambda: pipeline_message(engine.explain(answer)), asker)
         await interaction.followup.send(content, embeds=embeds, files=files, ephemeral=True)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any]) -> None:

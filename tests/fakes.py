@@ -2,7 +2,8 @@
 
 `HashingEmbedder` maps words to a fixed random direction each and sums them, so texts sharing words are near;
 `EchoGenerator` counts whitespace tokens and answers with the first words of the prompt's context;
-`ScriptedGenerator` always gives the same answer. Real-model tests sit beside the unit tests, marked
+`ScriptedGenerator` always gives the same answer; `UniformAttention` stands in for the pipeline view's attention
+model (uniform attention over whitespace tokens). Real-model tests sit beside the unit tests, marked
 `real_models`.
 """
 
@@ -11,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from rag_engine.explain.attention import AttentionMap
 
 
 class HashingEmbedder:
@@ -77,3 +81,20 @@ class ScriptedGenerator(EchoGenerator):
         self.prompts.append(prompt)
         for i, word in enumerate(self.answer.split(" ")):
             yield word if i == 0 else " " + word
+
+
+class UniformAttention:
+    """Stands in for `AttentionModel`: a real `AttentionMap` of whitespace tokens and uniform attention; it
+    remembers what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def attend(
+        self, prompt: str, answer: str, contexts: Sequence[str] = (), question: str = "", last_layers: int = 4
+    ) -> AttentionMap:
+        self.calls.append({"prompt": prompt, "answer": answer, "contexts": list(contexts), "question": question})
+        prompt_tokens, answer_tokens = tuple(prompt.split()), tuple(answer.split())
+        weights = np.full((len(answer_tokens), len(prompt_tokens)), 1 / len(prompt_tokens), np.float32)
+        spans = (("[1]", 3, 10), ("question", 12, 15))
+        return AttentionMap(prompt_tokens, answer_tokens, weights, (26, 27, 28, 29), 9, spans)
