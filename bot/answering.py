@@ -43,7 +43,6 @@ from bot.render.answer import (
 from bot.render.sources import sources_embed
 from bot.store import InFlight
 from bot.streaming import ThrottledEditor
-from rag_engine.explain.view import build_pipeline
 from rag_engine.records import Answer, Query
 
 if TYPE_CHECKING:
@@ -312,17 +311,8 @@ async def stream_answer(bot: RagBot, query: Query, use_rag: bool, edit: Edit, *,
 async def pipeline_for(
     bot: RagBot, answer: Answer, asker: Asker
 ) -> tuple[str, list[discord.Embed], list[discord.File]]:
-    """Build (in the generation queue, for `asker`) and lay out the pipeline view of `answer`: `/pipeline`
-    and the "Show pipeline" button."""
-
-    def build() -> tuple[object, bytes | None, bytes | None]:
-        from rag_engine.explain.figures import attention_png, embedding_map_png
-
-        view = build_pipeline(bot.engine, answer, bot.attention())
-        map_png = embedding_map_png(view) if view.query is not None else None
-        attention = view.generation.attention
-        heat_png = attention_png(attention) if attention is not None else None
-        return view, map_png, heat_png
-
-    view, map_png, heat_png = await queued(bot, build, asker)
-    return pipeline_message(view, map_png, heat_png)  # type: ignore[arg-type]
+    """The pipeline view of `answer` laid out for Discord: `/pipeline` and the "Show pipeline" button. The engine
+    builds it (`Engine.explain`) and `pipeline_message` draws its pictures, both in the generation queue for
+    `asker`: the attention pass runs the model, so it waits its turn like an answer."""
+    engine = bot.engine
+    return await queued(bot, lambda: pipeline_message(engine.explain(answer)), asker)

@@ -19,7 +19,6 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from bot.knowledge_events import UpdateFeed, start_watching
 from bot.store import DomainStore, InFlight, parse_guild_domains
 from rag_engine.config import Config
 from rag_engine.engine import Engine
-from rag_engine.explain.view import AttentionSource
 from rag_engine.ingest.watcher import KnowledgeWatcher
 from rag_engine.records import IndexUpdate
 
@@ -65,7 +63,6 @@ class RagBot(commands.Bot):
         settings: BotConfig | None = None,
         *,
         watch: bool = True,
-        attention: Callable[[], AttentionSource | None] | None = None,
         **options: Any,
     ) -> None:
         options.setdefault("guild_ready_timeout", 1.0)
@@ -88,8 +85,6 @@ class RagBot(commands.Bot):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.domains = DomainStore(self.state_dir / "bot.sqlite3", parse_guild_domains(self.settings.guild_domains))
         self._watch = watch
-        self._attention: AttentionSource | None = None
-        self._attention_factory = attention
         self.watcher: KnowledgeWatcher | None = None
         self._feed_task: asyncio.Task[None] | None = None
         self._update_waiters: dict[str, list[asyncio.Future[IndexUpdate]]] = defaultdict(list)
@@ -172,17 +167,6 @@ class RagBot(commands.Bot):
         waiter: asyncio.Future[IndexUpdate] = asyncio.get_running_loop().create_future()
         self._update_waiters[domain].append(waiter)
         return waiter
-
-    def attention(self) -> AttentionSource | None:
-        """The attention model for the pipeline view, made on first use (it loads lazily itself)."""
-        if self._attention is None:
-            if self._attention_factory is not None:
-                self._attention = self._attention_factory()
-            else:
-                from rag_engine.explain.attention import AttentionModel
-
-                self._attention = AttentionModel(self.config.generation)
-        return self._attention
 
     # -- where the bot answers -----------------------------------------------------------------------
     def answers_in(self, channel: object, guild: discord.Guild | None) -> bool:

@@ -2,8 +2,9 @@
 
 Budgeted to Discord's limits: 5 embeds whose texts stay under 6000 characters together, descriptions under
 4096, fields under 1024; the map and the attention heatmap are attachments shown inside steps 2 and 5; the
-full prompt always goes as prompt.txt. Building the view (and the pictures) is the engine's job
-(`rag_engine/explain/view.py`, `rag_engine/explain/figures.py`); this module only lays it out.
+full prompt always goes as prompt.txt. Building the view is the engine's job (`Engine.explain`), drawing its
+pictures `rag_engine.explain.figures`'s; this module only lays them out. Drawing takes a while: call
+`pipeline_message` off the event loop (the cog and the button run it in the generation queue).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import discord
 
 from bot.render.text import truncate
+from rag_engine.explain.figures import attention_png, embedding_map_png
 from rag_engine.explain.view import PipelineView
 from rag_engine.safe_names import display_name
 
@@ -24,10 +26,11 @@ EXAMPLE_CHARS = 120
 COLOUR = discord.Colour.blurple()
 
 
-def pipeline_message(
-    view: PipelineView, map_png: bytes | None, attention_png: bytes | None
-) -> tuple[str, list[discord.Embed], list[discord.File]]:
-    """(content, embeds, files) for one message showing the five steps of `view`."""
+def pipeline_message(view: PipelineView) -> tuple[str, list[discord.Embed], list[discord.File]]:
+    """(content, embeds, files) for one message showing the five steps of `view`, its pictures drawn."""
+    map_png = embedding_map_png(view) if view.query is not None and view.retrieval is not None else None
+    attention = view.generation.attention
+    heat_png = attention_png(attention) if attention is not None else None
     embeds: list[discord.Embed] = []
     files: list[discord.File] = []
     content = f"**Pipeline for:** {truncate(view.question, 300)}"
@@ -76,11 +79,12 @@ def pipeline_message(
             lines.append(f"{row.rank:>4}  {row.distance:.3f}  {mark:<4}  {truncate(row.path, 40)} {row.span}")
         more = len(retrieval.rows) - TABLE_ROWS
         table = "\n".join(lines)
+        # The title and first sentence say what ranked the passages (the answer's mode); the table is by distance.
         step3 = discord.Embed(
-            title="3 · Retrieve with kNN",
+            title=f"3 · {retrieval.title}",
             description=(
-                f"The {retrieval.top_k} nearest of {retrieval.searched} passages by Euclidean distance "
-                f"(**lower is closer**; nothing farther than {retrieval.max_distance:.2f} is used).\n"
+                f"{retrieval.ranking} The table is by Euclidean distance (**lower is closer**); nothing farther "
+                f"than {retrieval.max_distance:.2f} is used.\n"
                 f"```\n{table}\n```" + (f"…and {more} more rows in the full table." if more > 0 else "")
             ),
             colour=COLOUR,
@@ -114,8 +118,8 @@ def pipeline_message(
         ),
         colour=COLOUR,
     )
-    if attention_png is not None:
-        files.append(discord.File(io.BytesIO(attention_png), filename="attention.png"))
+    if heat_png is not None:
+        files.append(discord.File(io.BytesIO(heat_png), filename="attention.png"))
         step5.set_image(url="attachment://attention.png")
         step5.set_footer(text="Where the model looked: its self-attention from each generated token over the prompt.")
     elif generation.attention_note:

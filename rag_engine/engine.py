@@ -1,4 +1,5 @@
-"""The facade: `Engine.answer(question, domain)` runs the online flow and returns the whole trace.
+"""The facade: `Engine.answer(question, domain)` runs the online flow and returns the whole trace;
+`Engine.explain(answer)` shows that trace as the pipeline view (`explain/`).
 
 embed query → search (dense kNN, BM25 or both fused; optional MMR) → distance threshold → build prompt →
 generate (stream) → `Answer`.
@@ -8,29 +9,31 @@ wires the steps together; each step lives in its own module and knows nothing of
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from rag_engine.config import MAX_K, RETRIEVAL_MODES, Config
-from rag_engine.errors import IndexStoreError, QuestionError, RagError
+from rag_engine.errors import IndexStoreError, QuestionError
+from rag_engine.explain.attention import AttentionModel
+from rag_engine.explain.build import build_view
+from rag_engine.explain.view import AttentionSource, PipelineView
 from rag_engine.generate.evidence import select_evidence
 from rag_engine.generate.generation import Generator, LlamaGenerator, generator_title
 from rag_engine.generate.grounding import mark_tokens
-from rag_engine.generate.prompt import BuiltPrompt, build_norag_prompt, build_prompt, excerpt_blocks
-from rag_engine.generate.verification import check_answer
+from rag_engine.generate.prompt import build_norag_prompt, build_rag_prompt
+from rag_engine.generate.verification import check_answer, whole_documents
 from rag_engine.ingest.embed_cache import EmbeddingCache
 from rag_engine.ingest.embedding import SentenceTransformerEmbedder
 from rag_engine.ingest.incremental import DomainIndex
 from rag_engine.ingest.knowledge import KnowledgeBase, Progress
 from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate, Passage, Query
-from rag_engine.seams import Embedder
+from rag_engine.seams import Embedder, Lazy
 from rag_engine.search.fusion import Fusion
 from rag_engine.search.retrieval import search, within_threshold
 
@@ -38,22 +41,6 @@ if TYPE_CHECKING:  # watchdog is imported only when a watcher is started
     from rag_engine.ingest.watcher import KnowledgeWatcher
 
 TokenSink = Callable[[str], None]
-T = TypeVar("T")
-
-
-class _Lazy(Generic[T]):
-    """Create a heavy object once, on first use, from any thread."""
-
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._factory = factory
-        self._value: T | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> T:
-        with self._lock:
-            if self._value is None:
-                self._value = self._factory()
-            return self._value
 
 
 def generator_name(config: Config) -> str:
@@ -69,10 +56,13 @@ class Engine:
         embedder: Callable[[], Embedder] | None = None,
         generator: Callable[[], Generator] | None = None,
         knowledge: KnowledgeBase | None = None,
+        attention: Callable[[], AttentionSource] | None = None,
     ) -> None:
         self.config = config
-        self._embedder = _Lazy(embedder or (lambda: SentenceTransformerEmbedder(config.embedding)))
-        self._generator = _Lazy(generator or (lambda: LlamaGenerator(config.generation)))
+        self._embedder = Lazy(embedder or (lambda: SentenceTransformerEmbedder(config.embedding)))
+        self._generator = Lazy(generator or (lambda: LlamaGenerator(config.generation)))
+        # The pipeline view's attention model: a second copy of the generator, made only when a view asks.
+        self._attention = Lazy(attention or (lambda: AttentionModel(config.generation)))
         # A store may be handed in (tests that watch its syncs); by default the engine makes its own.
         self._knowledge = knowledge or KnowledgeBase(config, self._embedder)
 
@@ -87,7 +77,13 @@ class Engine:
     def with_config(self, config: Config) -> Engine:
         """Another engine on `config` that shares this one's models (loaded once): the SQuAD harness answers
         from a scratch knowledge folder with the models already in memory."""
-        return Engine(config, embedder=self._embedder, generator=self._generator)
+        return Engine(config, embedder=self._embedder, generator=self._generator, attention=self._attention)
+
+    def explain(self, answer: Answer, *, attention: bool = True) -> PipelineView:
+        """The pipeline view of `answer`: its five steps, from its trace and the current snapshots of the
+        domains it searched. `attention=False` leaves out the attention over the prompt (a note says so);
+        otherwise the attention model is made on first use, and a model that cannot give it leaves a note why."""
+        return build_view(answer, self.config, self.snapshot, self._attention if attention else None)
 
     # -- knowledge -----------------------------------------------------------------------------------
     def domains(self) -> list[str]:
@@ -267,27 +263,9 @@ class Engine:
         timings["search"] = time.perf_counter() - clock
         return hits, query
 
-    def _documents(self, hits: Sequence[Hit]) -> dict[int, str]:
-        """Each hit's whole document (every passage of its file, in order), by passage id: what the support
-        check looks in for the names a question asks about (a passage need not repeat its document's subject).
-        Each searched domain's passages are walked once, whatever the number of hits."""
-        wanted: dict[str, set[str]] = {}
-        for hit in hits:
-            wanted.setdefault(hit.domain, set()).add(hit.passage.path)
-        parts: dict[tuple[str, str], list[Passage]] = {}
-        for domain, paths in wanted.items():
-            try:
-                stored = self._knowledge.get(domain).space.passages.values() if domain else ()
-            except RagError:
-                stored = ()
-            for passage in stored:
-                if passage.path in paths:
-                    parts.setdefault((domain, passage.path), []).append(passage)
-        documents: dict[int, str] = {}
-        for hit in hits:
-            found = sorted(parts.get((hit.domain, hit.passage.path), ()), key=lambda p: p.line_start)
-            documents[hit.passage.id] = "\n".join(p.text for p in found) or hit.passage.text
-        return documents
+    def _passages(self, domain: str) -> Iterable[Passage]:
+        """Every stored passage of `domain`, for the support check's whole documents."""
+        return self._knowledge.get(domain).space.passages.values()
 
     def _models(self) -> dict[str, str]:
         return {"embedding": self.config.embedding.model, "generator": generator_name(self.config)}
@@ -340,26 +318,13 @@ class Engine:
         generation = self.config.generation
         budget = generation.max_context_tokens - generation.max_answer_tokens
         clock = time.perf_counter()
-        built: BuiltPrompt
         if evidence is None:
             built = build_norag_prompt(question, generator, self.config.prompt, budget)
-        elif self.config.evidence.sentences and query is not None:
-            excerpts = select_evidence(question, query, evidence, self._embedder(), self.config.evidence)
-            built = build_prompt(
-                question,
-                evidence,
-                generator,
-                self.config.prompt,
-                budget,
-                blocks=excerpt_blocks(excerpts),
-                context_tokens=self.config.evidence.max_context_tokens,
-            )
-            if self.config.evidence.order == "best_last" and len(built.blocks) > 1:
-                # The same blocks (they fit), the best one last, next to the question.
-                blocks = list(reversed(built.blocks))
-                built = build_prompt(question, evidence, generator, self.config.prompt, budget, blocks=blocks)
         else:
-            built = build_prompt(question, evidence, generator, self.config.prompt, budget)
+            excerpts = None
+            if self.config.evidence.sentences and query is not None:
+                excerpts = select_evidence(question, query, evidence, self._embedder(), self.config.evidence)
+            built = build_rag_prompt(question, evidence, generator, self.config, budget, excerpts)
         timings["build_prompt"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
@@ -377,7 +342,9 @@ class Engine:
         text = "".join(pieces).strip()
 
         clock = time.perf_counter()
-        checked = check_answer(text, question, built.blocks, self._documents(hits)) if evidence is not None else None
+        checked = None
+        if evidence is not None:
+            checked = check_answer(text, question, built.blocks, whole_documents(hits, self._passages))
         timings["check"] = time.perf_counter() - clock
         timings["total"] = time.perf_counter() - started
 

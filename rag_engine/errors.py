@@ -63,3 +63,12 @@ class KnowledgeFolderReadError(KnowledgeFolderError):
 class SymlinkError(DocumentError):
     """A symlink in the knowledge folder that is not followed: it leads outside the (resolved) knowledge folder,
     nowhere, or round in a loop. Nothing behind it is read; the reason names the link."""
+
+
+class AttentionUnavailable(RagError):
+    """The configured generation model cannot give attention weights (unreadable by transformers, a missing
+    package, or no weights returned); `str(err)` says why. The pipeline view shows the reason instead."""
+
+
+class PipelineOutputError(RagError):
+    """The pipeline view's files could not be written (no such folder, no permission, disk full)."""

@@ -4,8 +4,9 @@
 normalised sum, so texts sharing words are near; it records each batch it embedded (`calls`,
 `texts_embedded`). `EchoGenerator` counts whitespace-separated tokens and answers with the first words of the
 prompt's context ("I do not know." when it has none), recording every prompt (`prompts`); `ScriptedGenerator`
-always gives the same answer. The bot's tests build on these (tests/bot/conftest.py: a generator held until
-released); tests with the real models are marked `real_models` and load them themselves.
+always gives the same answer; `UniformAttention` stands in for the pipeline view's attention model (uniform
+attention over whitespace tokens, a real `AttentionMap`). The bot's tests build on these (tests/bot/conftest.py:
+a generator held until released); tests with the real models are marked `real_models` and load them themselves.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from rag_engine.explain.attention import AttentionMap
 
 
 class HashingEmbedder:
@@ -79,3 +83,20 @@ class ScriptedGenerator(EchoGenerator):
         self.prompts.append(prompt)
         for i, word in enumerate(self.answer.split(" ")):
             yield word if i == 0 else " " + word
+
+
+class UniformAttention:
+    """Stands in for `AttentionModel`: a real `AttentionMap` of whitespace tokens and uniform attention; it
+    remembers what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def attend(
+        self, prompt: str, answer: str, contexts: Sequence[str] = (), question: str = "", last_layers: int = 4
+    ) -> AttentionMap:
+        self.calls.append({"prompt": prompt, "answer": answer, "contexts": list(contexts), "question": question})
+        prompt_tokens, answer_tokens = tuple(prompt.split()), tuple(answer.split())
+        weights = np.full((len(answer_tokens), len(prompt_tokens)), 1 / len(prompt_tokens), np.float32)
+        spans = (("[1]", 3, 10), ("question", 12, 15))
+        return AttentionMap(prompt_tokens, answer_tokens, weights, (26, 27, 28, 29), 9, spans)

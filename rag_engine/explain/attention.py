@@ -4,7 +4,8 @@ llama.cpp (which generates the answers) does not expose attention weights, so th
 second time with Hugging Face transformers (de-quantised to float32, eager attention) and the finished
 prompt + answer is run through it once. The weights of all heads of the last few layers are averaged into one
 [answer tokens x prompt tokens] matrix. Nothing here generates or retrieves: the prompt and the answer come
-from an `Answer` trace that already exists. Drawing the matrix lives in `figures.py`.
+from an `Answer` trace that already exists. The engine makes one `AttentionModel` on first use
+(`Engine.explain`); drawing the matrix lives in `attention_map.py`.
 
 Tokens are the Hugging Face tokenizer's tokens of the same text. For the bundled SmolLM2 GGUF they are exactly
 the tokens llama.cpp counted for the prompt (no BOS is added, the chat markers are single special tokens); for
@@ -28,17 +29,13 @@ import numpy as np
 import numpy.typing as npt
 
 from rag_engine.config import GenerationConfig
-from rag_engine.errors import RagError
+from rag_engine.errors import AttentionUnavailable, RagError
+from rag_engine.explain.view import attention_dict
 
 DEFAULT_LAST_LAYERS = 4
 QUESTION_LABEL = "question"
 # Exception messages from the GGUF reader can be long (tensor lists); the user needs the first sentence.
 _REASON_CHARS = 300
-
-
-class AttentionUnavailable(RagError):
-    """The configured generation model cannot give attention weights (unreadable by transformers, a missing
-    package, or no weights returned); `str(err)` says why."""
 
 
 @dataclass(frozen=True)
@@ -64,15 +61,8 @@ class AttentionMap:
     spans: tuple[tuple[str, int, int], ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, the weights rounded to 6 decimals."""
-        return {
-            "prompt_tokens": list(self.prompt_tokens),
-            "answer_tokens": list(self.answer_tokens),
-            "weights": np.round(self.weights.astype(np.float64), 6).tolist(),
-            "layers": list(self.layers),
-            "heads": self.heads,
-            "spans": [{"label": label, "start": start, "end": end} for label, start, end in self.spans],
-        }
+        """JSON-ready, the weights rounded to 6 decimals (as in the pipeline view's JSON)."""
+        return attention_dict(self)
 
 
 class _Loaded(NamedTuple):

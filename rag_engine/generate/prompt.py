@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag_engine.config import PromptConfig
+from rag_engine.config import Config, PromptConfig
 from rag_engine.errors import QuestionError
 from rag_engine.generate.evidence import Excerpt
 from rag_engine.generate.generation import Generator
@@ -88,6 +88,27 @@ def build_prompt(
             ids = tuple(dict.fromkeys(block.passage_id for block in used))
             return BuiltPrompt(text, tokens, ids, context if used else "", tuple(used))
     raise QuestionError(f"the question alone needs more than the {budget_tokens} prompt tokens available")
+
+
+def build_rag_prompt(
+    question: str,
+    evidence: Sequence[Hit],
+    generator: Generator,
+    config: Config,
+    budget_tokens: int,
+    excerpts: Sequence[Excerpt] | None = None,
+) -> BuiltPrompt:
+    """The answer's RAG prompt: `evidence`'s whole passages, or the `excerpts` evidence selection chose (best
+    first, the context within `evidence.max_context_tokens`; the best last when `evidence.order` says so)."""
+    if excerpts is None:
+        return build_prompt(question, evidence, generator, config.prompt, budget_tokens)
+    blocks = excerpt_blocks(excerpts)
+    limit = config.evidence.max_context_tokens
+    built = build_prompt(question, evidence, generator, config.prompt, budget_tokens, blocks, context_tokens=limit)
+    if config.evidence.order == "best_last" and len(built.blocks) > 1:
+        # The same blocks (they fit), the best one last, next to the question.
+        built = build_prompt(question, evidence, generator, config.prompt, budget_tokens, list(reversed(built.blocks)))
+    return built
 
 
 def build_norag_prompt(question: str, generator: Generator, config: PromptConfig, budget_tokens: int) -> BuiltPrompt:

@@ -3,16 +3,18 @@
 Every number, date and proper name of the answer is looked up in the blocks (what the model actually saw, not
 the whole retrieved passages), the one sentence that best supports the answer is picked as its evidence, and
 a verdict says how the answer stands (`records.GROUNDING_VERDICTS`). The rules themselves live in
-`support.py`; this module applies them to a built prompt's blocks.
+`support.py`; this module applies them to a built prompt's blocks (and gathers the hits' whole documents,
+`whole_documents`, where the question's names are looked up).
 
 Not here: how a surface words the verdict (the CLI and Discord renderers), the evaluation of answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rag_engine.errors import RagError
 from rag_engine.generate.answer_type import answer_type_mismatch
 from rag_engine.generate.prompt import ContextBlock
 from rag_engine.generate.support import (
@@ -23,7 +25,7 @@ from rag_engine.generate.support import (
     question_focus,
     unmentioned,
 )
-from rag_engine.records import Claim, Passage, Sentence
+from rag_engine.records import Claim, Hit, Passage, Sentence
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,30 @@ def _as_passage(block: ContextBlock) -> Passage:
 
 def _block_text(blocks: Sequence[ContextBlock], passage_id: int) -> str:
     return "\n".join(block.text for block in blocks if block.passage_id == passage_id)
+
+
+def whole_documents(hits: Sequence[Hit], stored: Callable[[str], Iterable[Passage]]) -> dict[int, str]:
+    """Each hit's whole document (every passage of its file, in order), by passage id: what the support check
+    looks in for the names a question asks about (a passage need not repeat its document's subject).
+    `stored(domain)` gives a domain's passages; each searched domain's are walked once, whatever the number of
+    hits. A domain that cannot be read (a `RagError`) leaves its hits' own text."""
+    wanted: dict[str, set[str]] = {}
+    for hit in hits:
+        wanted.setdefault(hit.domain, set()).add(hit.passage.path)
+    parts: dict[tuple[str, str], list[Passage]] = {}
+    for domain, paths in wanted.items():
+        try:
+            passages = stored(domain) if domain else ()
+        except RagError:
+            passages = ()
+        for passage in passages:
+            if passage.path in paths:
+                parts.setdefault((domain, passage.path), []).append(passage)
+    documents: dict[int, str] = {}
+    for hit in hits:
+        found = sorted(parts.get((hit.domain, hit.passage.path), ()), key=lambda p: p.line_start)
+        documents[hit.passage.id] = "\n".join(p.text for p in found) or hit.passage.text
+    return documents
 
 
 def check_answer(

@@ -1,8 +1,9 @@
 """Fixtures for the bot's tests: the loopback Discord emulator and a `RagBot` over fake models connected to it.
 
 The bot is the real `RagBot` (real cogs, queue, watcher, SQLite store) talking to the emulator through the
-unmodified discord.py client over loopback sockets; only the two models are the small fakes of tests/fakes.py,
-or `GatedGenerator`, whose answers wait until the test lets them go (a slow model, without sleeping).
+unmodified discord.py client over loopback sockets; only the models are the small fakes of tests/fakes.py (the
+pipeline view's attention model too), or `GatedGenerator`, whose answers wait until the test lets them go (a
+slow model, without sleeping).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rag_engine.engine import Engine
 from rag_engine.generate.generation import Generator
 from tests.discord_emulator import DiscordEmulator, running_bot
 from tests.discord_emulator.fixtures import emulator
-from tests.fakes import EchoGenerator, HashingEmbedder
+from tests.fakes import EchoGenerator, HashingEmbedder, UniformAttention
 
 # A gated generation that the test forgot to release gives up after this long (no thread is left blocked).
 GATE_TIMEOUT = 30.0
@@ -91,9 +92,9 @@ async def connected_bot(
     """A `RagBot` over fake models connected to `emu`, with the engine's `config` and the bot's `settings`;
     `generator` replaces EchoGenerator, `clock` the queue's clock for deadlines (epoch seconds)."""
     make_generator: Callable[[], Generator] = EchoGenerator if generator is None else (lambda: generator)
-    engine = Engine(config, embedder=HashingEmbedder, generator=make_generator)
-    # No attention model with fake models: the pipeline view then says why instead of drawing the heatmap.
-    bot = RagBot(config, engine, settings, attention=lambda: None)
+    # The pipeline view's attention comes from a fake too (uniform attention), so its heatmap is drawn fast.
+    engine = Engine(config, embedder=HashingEmbedder, generator=make_generator, attention=UniformAttention)
+    bot = RagBot(config, engine, settings)
     if clock is not None:
         bot.queue = GenerationQueue(settings.max_queued_per_user, settings.max_queue_length, clock=clock)
     async with running_bot(emu, bot):

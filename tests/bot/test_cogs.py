@@ -127,6 +127,30 @@ async def test_show_pipeline_button_sends_the_steps_and_the_prompt(emulator: Dis
     assert shown.file("embedding_map.png") is not None
 
 
+async def test_show_pipeline_under_a_bm25_or_hybrid_answer_names_what_ranked_in_step_3(
+    emulator: DiscordEmulator, ragbot: RagBot
+) -> None:
+    expected = {
+        "bm25": ("3 · Retrieve with BM25", "by BM25 word scores"),
+        "hybrid": ("3 · Retrieve with kNN + BM25, fused", "fused by a blend of their min-max-normalised scores"),
+    }
+    for mode, (title, ranked) in expected.items():
+        options = {"question": "What does the zorblat eat?", "domain": "zoology", "mode": mode}
+        inter = await emulator.invoke_command("ask", options)
+        answer = await inter.wait_response_done(lambda m: bool(m.embeds))
+        assert answer.content.startswith(f"**RAG answer · zoology · {mode}**")
+        click = await emulator.click_button(answer, "ragscope:pipeline")
+        shown = await click.wait_for_followup()
+        step3 = shown.embeds[2]
+        assert step3["title"] == title
+        assert ranked in step3["description"] and "nearest" not in step3["description"]
+        assert "lower is closer" in step3["description"]  # the table is still by distance
+        # Step 5 draws the (fake) attention over the prompt.
+        attention = shown.file("attention.png")
+        assert attention is not None and attention.data.startswith(b"\x89PNG")
+        assert shown.embeds[4]["image"]["url"] == "attachment://attention.png"
+
+
 async def test_pipeline_shows_the_five_steps_within_discords_limits(emulator: DiscordEmulator, ragbot: RagBot) -> None:
     inter = await emulator.invoke_command("pipeline", {"question": "Who described the zorblat?", "domain": "zoology"})
     shown = await inter.wait_response_done(lambda m: len(m.embeds) == 5, timeout=20)

@@ -17,8 +17,8 @@ import torch
 
 from rag_engine.config import Config, GenerationConfig
 from rag_engine.engine import Engine
-from rag_engine.errors import RagError
-from rag_engine.explain.attention import AttentionMap, AttentionModel, AttentionUnavailable
+from rag_engine.errors import AttentionUnavailable, RagError
+from rag_engine.explain.attention import AttentionMap, AttentionModel
 from rag_engine.records import Answer
 from tests.conftest import SHIPPED_KNOWLEDGE
 

@@ -4,7 +4,6 @@ the attention heatmap when `rag_engine.explain.attention` can give it."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 from pathlib import Path
@@ -14,13 +13,12 @@ import pytest
 
 from rag_engine.config import Config
 from rag_engine.engine import Engine
-from rag_engine.explain.figures import embedding_map_figure
-from rag_engine.explain.view import build_pipeline
+from rag_engine.explain.embedding_map import embedding_map_figure
 from rag_engine.generate.grounding import words
 from rag_engine.records import Answer
 from ragscope.cli import main
 from tests.conftest import REPO
-from tests.rag_engine.explain.test_pipeline import highlighted_words
+from tests.rag_engine.explain.helpers import highlighted_words
 
 pytestmark = pytest.mark.real_models
 
@@ -34,7 +32,7 @@ def answer(real_engine: Engine) -> Answer:
 
 
 def test_history_view_matches_numpy_on_the_real_vectors(real_engine: Engine, answer: Answer) -> None:
-    view = build_pipeline(real_engine, answer, None)
+    view = real_engine.explain(answer, attention=False)
     documents, query, retrieval = view.documents, view.query, view.retrieval
     assert documents is not None and query is not None and retrieval is not None
     assert documents.dimension == query.dimension == 384 and documents.files == 10
@@ -70,7 +68,7 @@ def test_history_view_matches_numpy_on_the_real_vectors(real_engine: Engine, ans
 
 
 def test_map_of_a_real_domain_has_one_label_per_file_and_no_overlaps(real_engine: Engine, answer: Answer) -> None:
-    view = build_pipeline(real_engine, answer, None)
+    view = real_engine.explain(answer, attention=False)
     figure = embedding_map_figure(view)
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
@@ -83,7 +81,9 @@ def test_map_of_a_real_domain_has_one_label_per_file_and_no_overlaps(real_engine
 
 def test_cli_pipeline_with_real_models(real_engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def same_engine(config: Config) -> Engine:
-        return real_engine  # the session's models, already loaded
+        # The session's models, already loaded; the attention model (a second copy of the generator) is this
+        # engine's own, so it is freed after the test instead of staying in the session's engine.
+        return Engine(real_engine.config, embedder=real_engine.embedder, generator=real_engine.generator)
 
     out = tmp_path / "out"
     args = ["pipeline", QUESTION, "--config", str(REPO / "config.toml"), "--domain", "history", "--out", str(out)]
@@ -96,9 +96,6 @@ def test_cli_pipeline_with_real_models(real_engine: Engine, tmp_path: Path, caps
     assert data["documents"]["dimension"] == 384 and data["query"]["dimension"] == 384
     assert "\x1b[32m" in (out / "answer.ansi").read_text(encoding="utf-8")
 
-    if importlib.util.find_spec("rag_engine.explain.attention") is None:
-        assert (out / "attention.txt").is_file()
-        pytest.skip("rag_engine/explain/attention.py is not there: attention.txt written instead of the heatmap")
     if (out / "attention.txt").exists():
         note = (out / "attention.txt").read_text(encoding="utf-8").strip()
         pytest.skip(f"the attention model could not give attention here: {note}")
