@@ -63,3 +63,15 @@ class KnowledgeFolderReadError(KnowledgeFolderError):
 class SymlinkError(DocumentError):
     """A symlink in the knowledge folder that is not followed: it leads outside the (resolved) knowledge folder,
     nowhere, or round in a loop. Nothing behind it is read; the reason names the link."""
+
+
+class BeirDataError(RagError):
+    """The folder is not in BEIR format: a file is missing, a line is not JSON, or the split has no qrels."""
+
+
+class QuestionsFileError(RagError):
+    """A domain's questions.jsonl is missing, unreadable, or has a line that is not a question record."""
+
+
+class SquadError(RagError):
+    """The SQuAD file cannot be read or is not in SQuAD format, or the knowledge folder holds other files."""
