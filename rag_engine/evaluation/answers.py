@@ -36,7 +36,8 @@ from typing import Any
 
 from rag_engine.engine import Engine, generator_name
 from rag_engine.evaluation.domains import DomainQuestion
-from rag_engine.generate.support import NUMBER_WORDS, is_refusal
+from rag_engine.generate.spans import NUMBER_WORDS
+from rag_engine.generate.support import is_refusal
 from rag_engine.ingest.incremental import Progress
 from rag_engine.records import Answer, Hit
 
