@@ -34,16 +34,21 @@ log = logging.getLogger("ragscope")
 EXIT_USAGE = 2
 
 
+def _question_options(parser: argparse.ArgumentParser) -> None:
+    """What a subcommand that answers one question takes: the common options, the question, where to look."""
+    common_options(parser)
+    parser.add_argument("question")
+    parser.add_argument("--domain", help="search only this domain (default: all domains)")
+    parser.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
+    parser.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragscope", description="Answer questions from a folder of documents.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ask = commands.add_parser("ask", help="answer one question")
-    common_options(ask)
-    ask.add_argument("question")
-    ask.add_argument("--domain", help="search only this domain (default: all domains)")
-    ask.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
-    ask.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
+    _question_options(ask)
     ask.add_argument("--mode", choices=RETRIEVAL_MODES, help="dense, bm25 or hybrid (default: retrieval.mode)")
     ask.add_argument("--json", action="store_true", help="print the whole trace as one JSON object")
 
@@ -69,11 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--domain", help="start in this domain (default: all domains)")
 
     pipeline = commands.add_parser("pipeline", help="answer one question and write every step of its pipeline")
-    common_options(pipeline)
-    pipeline.add_argument("question")
-    pipeline.add_argument("--domain", help="search only this domain (default: all domains)")
-    pipeline.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
-    pipeline.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
+    _question_options(pipeline)
     pipeline.add_argument("--no-attention", action="store_true", help="skip the attention heatmap (no 2nd model)")
     pipeline.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files")
 

@@ -13,6 +13,7 @@ import math
 import os
 import queue
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -141,3 +142,11 @@ def folder_args(knowledge: Path, data: Path) -> list[str]:
 
 def child_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def run_child(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a child to its end (at most `PROCESS_SECONDS`) and capture what it wrote; its exit is the caller's
+    to judge."""
+    return subprocess.run(
+        command, cwd=cwd, env=child_env(), capture_output=True, text=True, timeout=PROCESS_SECONDS, check=False
+    )

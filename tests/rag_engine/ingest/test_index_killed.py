@@ -39,6 +39,7 @@ from tests.rag_engine.ingest.live import (
     folder_args,
     live_config,
     ragscope_command,
+    run_child,
 )
 
 pytestmark = pytest.mark.real_models
@@ -94,14 +95,8 @@ def scifact(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
         rows = [json.loads(line) for _, line in zip(range(SCIFACT_FILES), lines, strict=False)]
     for row in rows:
         write(corpus.knowledge / "scifact" / f"abstract-{row['_id']}.md", abstract_note(row))
-    done = subprocess.run(
-        ragscope_command("index", "--json", "--domain", "scifact", *folder_args(corpus.knowledge, corpus.data)),
-        cwd=base,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_SECONDS,
-        check=False,
+    done = run_child(
+        ragscope_command("index", "--json", "--domain", "scifact", *folder_args(corpus.knowledge, corpus.data)), base
     )
     assert done.returncode == 0, done.stderr
     (stats,) = json.loads(done.stdout)["domains"]
@@ -237,15 +232,7 @@ def test_index_killed_by_a_file_size_limit_mid_write_leaves_the_old_index(
     limit = corpus.index.stat().st_size // 2
 
     args = ["index", "--domain", "scifact", *folder_args(corpus.knowledge, corpus.data)]
-    done = subprocess.run(
-        [sys.executable, "-c", LIMITED_CLI, str(limit), *args],
-        cwd=tmp_path,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_SECONDS,
-        check=False,
-    )
+    done = run_child([sys.executable, "-c", LIMITED_CLI, str(limit), *args], tmp_path)
     assert done.returncode == -signal.SIGXFSZ, (done.returncode, done.stderr)
     (leftover,) = index_temps(corpus)
     assert leftover.stat().st_size == limit  # cut off exactly at the limit, before os.replace

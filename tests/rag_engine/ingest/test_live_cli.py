@@ -26,6 +26,7 @@ from tests.rag_engine.ingest.live import (
     copy_history,
     folder_args,
     ragscope_command,
+    run_child,
 )
 
 pytestmark = pytest.mark.real_models
@@ -86,14 +87,8 @@ def test_ragscope_watch_json_reports_an_added_file_that_ragscope_ask_then_finds(
         assert update["embedded"] >= 1
 
         question = "On which island is the Vellamy Lantern Festival held?"
-        asked = subprocess.run(
-            ragscope_command("ask", question, "--json", "--domain", "history", *folder_args(root, data)),
-            cwd=tmp_path,
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=PROCESS_SECONDS,
-            check=False,
+        asked = run_child(
+            ragscope_command("ask", question, "--json", "--domain", "history", *folder_args(root, data)), tmp_path
         )
         assert asked.returncode == 0, asked.stderr
         answer = json.loads(asked.stdout)
