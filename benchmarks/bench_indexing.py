@@ -6,7 +6,7 @@ reported ratio is engine passages/second ÷ raw passages/second (target ≥ 0.9:
 costs under 10%). Runs alternate engine/raw to share thermal and cache conditions; the best of each is kept.
 
 Corpus: the first `--docs` SciFact abstracts from ../shared/data (one Markdown file each), or `--knowledge DIR`.
-Usage: python benchmarks/bench_indexing.py [--docs 600] [--repeats 2] [--json]
+Usage: python -m benchmarks.bench_indexing [--docs 600] [--repeats 2] [--json]
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
+# Before anything imports huggingface_hub, which reads it once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rag_engine.config import load_config
+from rag_engine.engine import Engine
+from rag_engine.ingest.embedding import SentenceTransformerEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
 SCIFACT = REPO.parent / "shared" / "data" / "scifact-train" / "corpus.jsonl"
-sys.path.insert(0, str(REPO))
-
-from rag_engine.config import load_config  # noqa: E402
-from rag_engine.engine import Engine  # noqa: E402
-from rag_engine.ingest.embedding import SentenceTransformerEmbedder  # noqa: E402
 
 
 def write_scifact(folder: Path, docs: int) -> Path:

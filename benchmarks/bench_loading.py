@@ -9,7 +9,7 @@ per-MB ratio near 4). Best of `--repeats` runs, alternating engine and baseline.
 
 The text: short Markdown paragraphs (one to three lines of plain sentences), a heading every 50, the shape that made
 the old line counting quadratic. Nothing is embedded.
-Usage: python benchmarks/bench_loading.py [--megabytes 20] [--repeats 3] [--json]
+Usage: python -m benchmarks.bench_loading [--megabytes 20] [--repeats 3] [--json]
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag_engine.config import load_config
+from rag_engine.ingest.chunking import chunk
+from rag_engine.ingest.loading import load_document
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "bench_loading.json"
-sys.path.insert(0, str(REPO))
-
-from rag_engine.config import load_config  # noqa: E402
-from rag_engine.ingest.chunking import chunk  # noqa: E402
-from rag_engine.ingest.loading import load_document  # noqa: E402
 
 VOCABULARY = (
     "the zorblat lives in the valley of Quenth and eats blue moss while quillfish swim in cold lakes basalt "

@@ -10,7 +10,7 @@ queries.jsonl) and reported on the other half (odd positions), which played no p
 constant is chosen the same way, for comparison. The full-train rows use the shipped config.toml, whose
 `retrieval.blend_weight` is the chosen weight. Writes benchmarks/results/eval_scifact_train.json.
 
-Usage: python benchmarks/eval_scifact_train.py [--data-dir DIR] [--out FILE]
+Usage: python -m benchmarks.eval_scifact_train [--data-dir DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -25,25 +25,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Before anything imports huggingface_hub, which reads it once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from rag_engine.config import load_config
+from rag_engine.engine import Engine
+from rag_engine.evaluation.beir import BeirData, Rerank, build_space, embed_queries, load_beir, run_queries
+from rag_engine.evaluation.metrics import Run, evaluate
+from rag_engine.ingest.embedding import bundled_model_path
+from rag_engine.search.fusion import Fusion
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from rag_engine.config import load_config  # noqa: E402
-from rag_engine.engine import Engine  # noqa: E402
-from rag_engine.evaluation.beir import (  # noqa: E402
-    BeirData,
-    Rerank,
-    build_space,
-    embed_queries,
-    load_beir,
-    run_queries,
-)
-from rag_engine.evaluation.metrics import Run, evaluate  # noqa: E402
-from rag_engine.ingest.embedding import bundled_model_path  # noqa: E402
-from rag_engine.search.fusion import Fusion  # noqa: E402
-
 SCIFACT = REPO.parent / "shared" / "data" / "scifact-train"
 WEIGHTS = [round(0.05 * i, 2) for i in range(21)]
 RRF_KS = [1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 100.0]
@@ -212,7 +204,7 @@ def main() -> int:
         ]
         + [
             "ragscope eval retrieval --beir ../shared/data/scifact-train --split train --mode dense --rerank mmr",
-            "python benchmarks/eval_scifact_train.py",
+            "python -m benchmarks.eval_scifact_train",
         ],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

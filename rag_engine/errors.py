@@ -72,3 +72,15 @@ class AttentionUnavailable(RagError):
 
 class PipelineOutputError(RagError):
     """The pipeline view's files could not be written (no such folder, no permission, disk full)."""
+
+
+class BeirDataError(RagError):
+    """The folder is not in BEIR format: a file is missing, a line is not JSON, or the split has no qrels."""
+
+
+class QuestionsFileError(RagError):
+    """A domain's questions.jsonl is missing, unreadable, or has a line that is not a question record."""
+
+
+class SquadError(RagError):
+    """The SQuAD file cannot be read or is not in SQuAD format, or the knowledge folder holds other files."""

@@ -4,7 +4,8 @@ become a one-line reason and an exit code for the terminal.
 Subcommands here: ask, index, domains, chat, watch, pipeline. `run` hands over to the bot (`bot/app.py`), imported only
 then: the console script is where the two packages meet; the engine modules never import the bot or discord.
 The interactive loop is in `chat.py`, the pipeline view's files in `pipeline.py`, the `eval` group in
-`eval_commands.py`, formatting in `render.py`.
+`eval_commands.py` (and `eval_qa.py`, `eval_domains.py`, `eval_answers.py`), the options every subcommand shares
+in `options.py`, progress bars in `progress.py`, formatting in `render.py`.
 """
 
 from __future__ import annotations
@@ -13,37 +14,33 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
-from rag_engine.config import RETRIEVAL_MODES, Config, load_config, with_overrides
+from rag_engine.config import RETRIEVAL_MODES, Config
 from rag_engine.engine import Engine, generator_name
 from rag_engine.errors import IndexStoreError, KnowledgeFolderReadError, RagError
-from rag_engine.ingest.knowledge import Progress
+from rag_engine.ingest.incremental import Progress
 from rag_engine.safe_names import display_name
 
 from . import render
 from .eval_commands import add_eval_parser, cmd_eval
+from .options import common_options, configure
+from .progress import progress_bar
 
 log = logging.getLogger("ragscope")
 
 EXIT_USAGE = 2
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="config file (default: $RAGSCOPE_CONFIG or ./config.toml)")
-    parser.add_argument("--knowledge", type=Path, metavar="DIR", help="knowledge folder (one subfolder per domain)")
-    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where indexes are stored")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one setting of the config file, e.g. --set evidence.sentences=false (repeatable)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+def _question_options(parser: argparse.ArgumentParser) -> None:
+    """What a subcommand that answers one question takes: the common options, the question, where to look."""
+    common_options(parser)
+    parser.add_argument("question")
+    parser.add_argument("--domain", help="search only this domain (default: all domains)")
+    parser.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
+    parser.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,16 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ask = commands.add_parser("ask", help="answer one question")
-    _common(ask)
-    ask.add_argument("question")
-    ask.add_argument("--domain", help="search only this domain (default: all domains)")
-    ask.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
-    ask.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
+    _question_options(ask)
     ask.add_argument("--mode", choices=RETRIEVAL_MODES, help="dense, bm25 or hybrid (default: retrieval.mode)")
     ask.add_argument("--json", action="store_true", help="print the whole trace as one JSON object")
 
     index = commands.add_parser("index", help="bring the stored indexes up to date, print per-domain status")
-    _common(index)
+    common_options(index)
     index.add_argument("--domain", help="only this domain")
     index.add_argument("--rebuild", action="store_true", help="re-read and re-embed every file (ignore the cache)")
     index.add_argument("--json", action="store_true", help="print status as JSON")
@@ -69,60 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("bot_args", nargs=argparse.REMAINDER, help="options for the bot: --config, --knowledge, ...")
 
     watch = commands.add_parser("watch", help="keep the stored indexes in step with the knowledge folder")
-    _common(watch)
+    common_options(watch)
     watch.add_argument("--json", action="store_true", help="one JSON object per applied update")
 
     domains = commands.add_parser("domains", help="list domains with file and passage counts")
-    _common(domains)
+    common_options(domains)
     domains.add_argument("--json", action="store_true")
 
     chat = commands.add_parser("chat", help="interactive session with /ask, /norag and /domain")
-    _common(chat)
+    common_options(chat)
     chat.add_argument("--domain", help="start in this domain (default: all domains)")
 
     pipeline = commands.add_parser("pipeline", help="answer one question and write every step of its pipeline")
-    _common(pipeline)
-    pipeline.add_argument("question")
-    pipeline.add_argument("--domain", help="search only this domain (default: all domains)")
-    pipeline.add_argument("--k", type=int, help="how many passages to retrieve (default: retrieval.top_k)")
-    pipeline.add_argument("--no-rag", action="store_true", help="answer from the model's weights alone")
+    _question_options(pipeline)
     pipeline.add_argument("--no-attention", action="store_true", help="skip the attention heatmap (no 2nd model)")
     pipeline.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files")
 
-    add_eval_parser(commands, _common)
+    add_eval_parser(commands)
     return parser
-
-
-def _configure(args: argparse.Namespace) -> Config:
-    config = with_overrides(load_config(args.config), getattr(args, "set", []))
-    return config.with_paths(knowledge_dir=args.knowledge, data_dir=args.data_dir)
-
-
-@contextmanager
-def progress_bar(description: str, unit: str) -> Iterator[Progress | None]:
-    """A tqdm bar on stderr when it is an interactive terminal, nothing otherwise (logs and pipes stay clean).
-    The bar appears with the first update and goes when the work is done."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from tqdm import tqdm
-
-    bar: Any = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc=description, unit=unit, leave=False, file=sys.stderr)
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    try:
-        yield update
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def _progress(label: str) -> AbstractContextManager[Progress | None]:
@@ -242,7 +199,7 @@ def main(argv: Sequence[str] | None = None, make_engine: Callable[[Config], Engi
         stream=sys.stderr,
     )
     try:
-        engine = make_engine(_configure(args))
+        engine = make_engine(configure(args))
         return COMMANDS[args.command](args, engine)
     except RagError as exc:
         log.debug("command failed", exc_info=True)

@@ -1,34 +1,39 @@
 """`ragscope eval WHAT`: the evaluation subcommands.
 
-`eval retrieval` (a BEIR-format folder: nDCG@10, recall@10/100, MRR@10) is defined here. Other subcommands
-come from the evaluation modules listed in `EXTENSIONS`, when they exist: each module defines
-`register(subparsers) -> argparse.ArgumentParser`, which adds its subcommand (with the common options) and
-sets the parser's `eval_handler(args, engine) -> int` default, the function `ragscope eval` then runs. The
-measuring itself lives in `rag_engine/evaluation/`; this module parses, prints and draws the progress bars.
+`eval retrieval` (a BEIR-format folder: nDCG@10, recall@10/100, MRR@10) is defined here; `eval qa` (SQuAD),
+`eval domains` (the domains' questions.jsonl, retrieval only) and `eval answers` (the same questions, answered)
+come from `eval_qa.py`, `eval_domains.py` and `eval_answers.py`. Each of those defines `register(subparsers)`,
+which adds its subcommand (with the common options) and sets the parser's `eval_handler(args, engine) -> int`
+default, the function `ragscope eval` then runs. The measuring itself lives in `rag_engine/evaluation/`
+(measurement only: no argparse, no printing); these modules parse, print and draw the progress bars.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rag_engine.config import FUSION_METHODS, RETRIEVAL_MODES
 from rag_engine.engine import Engine
 from rag_engine.errors import QuestionError
+from rag_engine.evaluation.beir import evaluate_beir, load_beir
 
-# Modules that add `eval` subcommands of their own (answer quality on SQuAD, the domains' question files).
-EXTENSIONS = ("rag_engine.evaluation.qa", "rag_engine.evaluation.domains", "rag_engine.evaluation.answers")
+from . import eval_answers, eval_domains, eval_qa
+from .options import common_options
+from .progress import progress_bars
+
+# The subcommands defined in modules of their own, in the order `ragscope eval --help` lists them.
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], argparse.ArgumentParser], ...] = (
+    eval_qa.register,
+    eval_domains.register,
+    eval_answers.register,
+)
 
 
-def add_eval_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: Callable[[argparse.ArgumentParser], None]
-) -> None:
+def add_eval_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("eval", help="measure retrieval and answer quality on data with known answers")
     subcommands = parser.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
 
@@ -38,7 +43,7 @@ def add_eval_parser(
         description="Embed a BEIR corpus (one passage per document, title + text) through the engine's "
         "embedding cache and search every judged query the engine's way; report the metrics as trec_eval does.",
     )
-    common(retrieval)
+    common_options(retrieval)
     retrieval.add_argument(
         "--beir", type=Path, required=True, metavar="DIR", help="corpus.jsonl, queries.jsonl, qrels/"
     )
@@ -62,27 +67,12 @@ def add_eval_parser(
     retrieval.add_argument("--json", action="store_true", help="print the numbers as one JSON object")
     retrieval.set_defaults(eval_handler=run_retrieval)
 
-    for name in EXTENSIONS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module is there but something it needs is not: say so
-                raise
-            continue
-        module.register(subcommands)
+    for register in SUBCOMMANDS:
+        register(subcommands)
 
 
 def cmd_eval(args: argparse.Namespace, engine: Engine) -> int:
     return int(args.eval_handler(args, engine))
-
-
-@contextmanager
-def _bars() -> Iterator[Callable[[str, str], Any]]:
-    """A factory of progress bars (one per phase), all closed on the way out."""
-    from ragscope.cli import progress_bar
-
-    with ExitStack() as stack:
-        yield lambda description, unit: stack.enter_context(progress_bar(description, unit))
 
 
 # `--rerank mmr` with a config that has MMR off (lambda 1): a middle-of-the-road lambda.
@@ -101,8 +91,6 @@ def _mmr_lambda(args: argparse.Namespace, configured: float) -> float | None:
 
 
 def run_retrieval(args: argparse.Namespace, engine: Engine) -> int:
-    from rag_engine.evaluation.beir import evaluate_beir, load_beir
-
     if args.limit_queries is not None and args.limit_queries < 1:
         raise QuestionError("--limit-queries must be at least 1")
     if args.blend_weight is not None and not 0.0 <= args.blend_weight <= 1.0:
@@ -125,7 +113,7 @@ def run_retrieval(args: argparse.Namespace, engine: Engine) -> int:
     mode = args.mode or settings.mode
 
     data = load_beir(args.beir, args.split, args.limit_queries)
-    with _bars() as bars:
+    with progress_bars() as bars:
         report = evaluate_beir(data, engine, mode, settings, bars)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -21,34 +21,24 @@ close enough to answer), `not in prompt` (retrieved, but the key never reached t
 was in the prompt, the answer refused or was flagged), `not used` (the key was in the prompt, the answer says
 something else), `answered` (an unanswerable question got an answer).
 
-Not here: retrieval-only metrics (`domains.py`), SQuAD (`qa.py`), the terminal wiring (`register` at the end).
+Not here: retrieval-only metrics (`domains.py`), SQuAD (`qa.py`), the terminal command's options, progress
+bars and table (`ragscope/eval_answers.py`).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import statistics
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rag_engine.engine import Engine, generator_name
-from rag_engine.errors import QuestionError
-from rag_engine.evaluation.domains import (
-    QUESTIONS_FILE,
-    DomainQuestion,
-    QuestionProgress,
-    QuestionsFileError,
-    evaluated_domains,
-    load_questions,
-    questions_path,
-)
-from rag_engine.generate.support import NUMBER_WORDS, is_refusal
+from rag_engine.evaluation.domains import DomainQuestion
+from rag_engine.generate.spans import NUMBER_WORDS
+from rag_engine.generate.support import is_refusal
+from rag_engine.ingest.incremental import Progress
 from rag_engine.records import Answer, Hit
 
 COLUMNS = ("rag", "norag", "oracle")
@@ -194,7 +184,7 @@ def evaluate_answers(
     domain: str,
     questions: Sequence[DomainQuestion],
     columns: Sequence[str] = COLUMNS,
-    progress: QuestionProgress | None = None,
+    progress: Progress | None = None,
 ) -> list[AnswerResult]:
     """Ask every question in the chosen columns. Blocking and slow: up to three generations per question."""
     results = []
@@ -267,6 +257,8 @@ def summarize(results: Sequence[AnswerResult]) -> dict[str, Any]:
 
 
 def report(engine: Engine, per_domain: dict[str, list[AnswerResult]], seconds: float) -> dict[str, Any]:
+    """The whole run (`ragscope eval answers --json`): models, settings, a summary per domain and overall, and
+    every answer."""
     everything = [r for results in per_domain.values() for r in results]
     config = engine.config
     return {
@@ -283,84 +275,3 @@ def report(engine: Engine, per_domain: dict[str, list[AnswerResult]], seconds: f
         "seconds": round(seconds, 1),
         "results": [r.to_dict() for r in everything],
     }
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
-
-
-def render(body: dict[str, Any]) -> str:
-    """The table (domain × RAG / no RAG / oracle / unanswerable refused), distances, reasons, wrong answers."""
-    rows = [*body["domains"].items(), ("overall", body["overall"])]
-    width = max(len(name) for name, _ in rows)
-    lines = [
-        f"{body['models']['generator']}, k={body['settings']['k']}, {body['settings']['mode']}",
-        f"{'domain':<{width}}  {'asked':>5}  {'RAG':>5}  {'no RAG':>6}  {'oracle':>6}  {'refused*':>8}  "
-        f"{'p50 s':>5}  nearest distance: answerable | unanswerable (min/median/max)",
-    ]
-    for name, summary in rows:
-        spans = []
-        for which in ("distance.answerable", "distance.unanswerable"):
-            d = summary[which]
-            spans.append(f"{d['min']:.2f}/{d['median']:.2f}/{d['max']:.2f}" if d else "–")
-        p50 = summary["seconds.p50"]
-        lines.append(
-            f"{name:<{width}}  {summary['questions']:>5}  {_pct(summary['rag.right']):>5}  "
-            f"{_pct(summary['norag.right']):>6}  {_pct(summary['oracle.right']):>6}  "
-            f"{_pct(summary['unanswerable.refused']):>8}  {p50 if p50 is not None else '–':>5}  "
-            f"{spans[0]} | {spans[1]}"
-        )
-    lines.append("* unanswerable questions that were refused; RAG, no RAG and oracle count answerable questions")
-    why = body["overall"]["why"]
-    if why:
-        lines.append("wrong RAG answers: " + ", ".join(f"{reason} {count}" for reason, count in sorted(why.items())))
-    for result in body["results"]:
-        if result["why"]:
-            lines.append(f"  [{result['domain']}] {result['question']}")
-            lines.append(f"      {result['why']}: {result['rag']['answer'][:160]!r}  (key {result['key']})")
-    return "\n".join(lines)
-
-
-# -- terminal -------------------------------------------------------------------------------------------------
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add `answers` to the `eval` subcommands; the parser's `eval_handler` default is `run_answers`."""
-    from ragscope.cli import _common  # at call time: ragscope.cli imports the module that calls this
-
-    parser = subparsers.add_parser(
-        "answers",
-        help="right answers with RAG, without RAG and with the gold passage (oracle), and why wrong ones are",
-        description="Ask each domain's questions.jsonl questions and score the answers by their key tokens.",
-    )
-    _common(parser)
-    parser.add_argument("--domain", help="only this domain (default: every domain with a questions.jsonl)")
-    parser.add_argument("--questions", type=Path, metavar="FILE", help="another questions file (needs --domain)")
-    parser.add_argument(
-        "--columns", default=",".join(COLUMNS), help=f"comma-separated, of {', '.join(COLUMNS)} (default: all)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the report and every answer as JSON")
-    parser.set_defaults(eval_handler=run_answers)
-    return parser
-
-
-def run_answers(args: argparse.Namespace, engine: Engine) -> int:
-    from ragscope.cli import progress_bar
-
-    columns = tuple(name.strip() for name in args.columns.split(",") if name.strip())
-    unknown = set(columns) - set(COLUMNS)
-    if unknown or "rag" not in columns:
-        raise QuestionError(f"--columns takes rag (always) and any of norag, oracle; not {', '.join(unknown)}")
-    if args.questions is not None and not args.domain:
-        raise QuestionError("--questions needs --domain (the domain whose documents answer them)")
-    names = [engine.check_domain(args.domain)] if args.domain else evaluated_domains(engine)
-    if not names:
-        raise QuestionsFileError(f"no domain of {engine.knowledge_folder} has a {QUESTIONS_FILE}")
-    started = time.perf_counter()
-    per_domain = {}
-    for name in names:
-        path = args.questions if args.questions is not None else questions_path(engine, name)
-        questions = load_questions(path)
-        with progress_bar(f"asking {name}", "question") as progress:
-            per_domain[name] = evaluate_answers(engine, name, questions, columns, progress)
-    body = report(engine, per_domain, time.perf_counter() - started)
-    print(json.dumps(body, ensure_ascii=False, indent=2) if args.json else render(body))
-    return 0

@@ -8,7 +8,8 @@ and a `Bm25Index` like any domain's, and every query with judgements is answered
 function `Engine.retrieve` calls) 100 deep; MMR re-ranking (`--rerank mmr`) is off unless asked for or set in
 `retrieval.mmr_lambda`. `metrics.py` scores the run as trec_eval would.
 
-Not here: the terminal command (`ragscope/eval_commands.py`) and answer quality (`qa.py`).
+Not here: the terminal command's options, progress bars and printing (`ragscope/eval_commands.py`) and answer
+quality (`qa.py`).
 """
 
 from __future__ import annotations
@@ -26,26 +27,21 @@ import numpy.typing as npt
 
 from rag_engine.config import RetrievalConfig
 from rag_engine.engine import Engine
-from rag_engine.errors import RagError
+from rag_engine.errors import BeirDataError
 from rag_engine.evaluation.metrics import Run, evaluate
-from rag_engine.ingest.incremental import VectorSource
+from rag_engine.ingest.incremental import Progress, VectorSource
 from rag_engine.records import Passage
 from rag_engine.search.fusion import Fusion
 from rag_engine.search.index import FaissIndex
 from rag_engine.search.lexical import Bm25Index
 from rag_engine.search.retrieval import SearchSpace, search
 
-Progress = Callable[[int, int], None]
 # Recall@100 needs the 100 best of every query.
 DEPTH = 100
 # nDCG@10 and MRR@10 read the first 10: with MMR on, these are the ones MMR picks.
 HEAD = 10
 # Queries embedded per call: a progress bar that moves, batches as large as the embedder's own.
 QUERY_GROUP = 64
-
-
-class BeirDataError(RagError):
-    """The folder is not in BEIR format: a file is missing, a line is not JSON, or the split has no qrels."""
 
 
 @dataclass(frozen=True)

@@ -9,36 +9,28 @@ passages deep (10 by default), and two numbers come out:
 
 Ranks are passage ranks (1 = nearest), as `Hit.rank`. Only retrieval runs: no language model is loaded, so a
 report over the four shipped domains takes a second or two. `evaluate_domain` is what both the terminal
-(`ragscope eval domains`) and the bot (`/eval`) use; the terminal wiring is `register` and `run_domains`.
+(`ragscope eval domains`) and the bot (`/eval`) use. The questions file's format is read here too, for
+`answers.py` (which scores the `key`, `kind` and two-document rows this module leaves out).
 
-Not here: answer quality (that needs gold answers the shipped domains do not have in a scorable form; see
-`qa.py` for SQuAD), the parent `eval` command (`ragscope/eval_commands.py`), Discord rendering (`bot/cogs/eval.py`).
+Not here: answer quality (`answers.py`; `qa.py` for SQuAD), the terminal command's options, progress bars and
+table (`ragscope/eval_domains.py`), Discord rendering (`bot/cogs/eval.py`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag_engine.config import RETRIEVAL_MODES
 from rag_engine.engine import Engine
-from rag_engine.errors import QuestionError, RagError
+from rag_engine.errors import QuestionError, QuestionsFileError
+from rag_engine.ingest.incremental import Progress
 
 QUESTIONS_FILE = "questions.jsonl"
 # How deep each question is searched for MRR: deep enough that a near miss still counts for something.
 MRR_DEPTH = 10
-
-# Called with (questions done, questions in all) after each question.
-QuestionProgress = Callable[[int, int], None]
-
-
-class QuestionsFileError(RagError):
-    """A domain's questions.jsonl is missing, unreadable, or has a line that is not a question record."""
-
 
 QUESTION_KINDS = ("single", "two-doc", "unanswerable")
 
@@ -148,6 +140,14 @@ def evaluated_domains(engine: Engine) -> list[str]:
     return [name for name in engine.domains() if questions_path(engine, name).is_file()]
 
 
+def chosen_domains(engine: Engine, domain: str | None) -> list[str]:
+    """`domain` (checked), or every domain with a questions.jsonl; `QuestionsFileError` when that is none."""
+    names = [engine.check_domain(domain)] if domain else evaluated_domains(engine)
+    if not names:
+        raise QuestionsFileError(f"no domain of {engine.knowledge_folder} has a {QUESTIONS_FILE}")
+    return names
+
+
 def load_questions(path: Path) -> list[DomainQuestion]:
     """Parse a questions.jsonl; blank lines are skipped, anything else malformed is an error naming the line."""
     try:
@@ -204,7 +204,7 @@ def evaluate_domain(
     domain: str,
     k: int | None = None,
     depth: int = MRR_DEPTH,
-    progress: QuestionProgress | None = None,
+    progress: Progress | None = None,
     mode: str | None = None,
 ) -> DomainReport:
     """Search the domain for each of its questions; `k` defaults to `retrieval.top_k`, `depth` is at least k,
@@ -234,64 +234,3 @@ def evaluate_domain(
         if progress:
             progress(done, len(questions))
     return DomainReport(domain, top_k, depth, tuple(results), mode)
-
-
-# -- terminal -------------------------------------------------------------------------------------------------
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add `domains` to the `eval` subcommands; the parser's `eval_handler` default is `run_domains`."""
-    from ragscope.cli import _common  # at call time: ragscope.cli imports the module that calls this
-
-    parser = subparsers.add_parser(
-        "domains",
-        help="retrieval hit@k and MRR of each domain's questions.jsonl",
-        description="For each domain with a questions.jsonl: is the expected file among the top k passages "
-        f"(hit@k), and how high does it rank within the top {MRR_DEPTH} (MRR)? Retrieval only, no generation.",
-    )
-    _common(parser)
-    parser.add_argument("--domain", help="only this domain (default: every domain with a questions.jsonl)")
-    parser.add_argument("--k", type=int, help="passages that count as retrieved (default: retrieval.top_k)")
-    parser.add_argument("--mode", choices=RETRIEVAL_MODES, help="dense, bm25 or hybrid (default: retrieval.mode)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.set_defaults(eval_handler=run_domains)
-    return parser
-
-
-def run_domains(args: argparse.Namespace, engine: Engine) -> int:
-    """`ragscope eval domains`: one report per domain and the overall numbers."""
-    from ragscope.cli import progress_bar
-
-    if args.k is not None and args.k < 1:
-        raise QuestionError("--k must be at least 1")
-    names = [engine.check_domain(args.domain)] if args.domain else evaluated_domains(engine)
-    if not names:
-        raise QuestionsFileError(f"no domain of {engine.knowledge_folder} has a {QUESTIONS_FILE}")
-    reports = []
-    for name in names:
-        with progress_bar(f"evaluating {name}", "question") as progress:
-            reports.append(evaluate_domain(engine, name, args.k, progress=progress, mode=args.mode))
-    if args.json:
-        first = reports[0]
-        body = {"k": first.k, "depth": first.depth, "mode": first.mode, "domains": [r.to_dict() for r in reports]}
-        print(json.dumps({**body, "overall": overall(reports)}, ensure_ascii=False, indent=2))
-    else:
-        print(render_reports(reports))
-    return 0
-
-
-def render_reports(reports: Sequence[DomainReport]) -> str:
-    """A table (domain, questions, hit@k, MRR, overall) and then every miss."""
-    k, depth = reports[0].k, reports[0].depth
-    width = max(len("overall"), *(len(r.domain) for r in reports))
-    lines = [f"{'domain':<{width}}  questions  hit@{k:<4} MRR@{depth}   ({reports[0].mode})"]
-    for report in reports:
-        lines.append(f"{report.domain:<{width}}  {report.questions:>9}  {report.hit_at_k:>6.1%}  {report.mrr:.3f}")
-    total = overall(reports)
-    lines.append(f"{'overall':<{width}}  {total['questions']:>9}  {total['hit@k']:>6.1%}  {total['mrr']:.3f}")
-    misses = [(report.domain, miss) for report in reports for miss in report.misses]
-    if misses:
-        lines.append(f"\nmisses (expected file not in the top {k}):")
-        for domain, miss in misses:
-            rank = f"rank {miss.rank}" if miss.rank else f"not in the top {depth}"
-            lines.append(f"  [{domain}] {miss.question}")
-            lines.append(f"      expected {miss.expected} ({rank}); got {', '.join(miss.got) or 'nothing'}")
-    return "\n".join(lines)

@@ -1,52 +1,44 @@
 """Answer quality on SQuAD: exact match and token F1 with and without RAG, and retrieval hit@k.
 
 `ragscope eval qa --squad FILE` writes every paragraph of a SQuAD-format file (v1.1: `data[].paragraphs[]
-.context / qas[].question / answers[].text`) as one .md file into a knowledge folder, under one domain named
-after the file, indexes it like any domain, and asks the questions twice: with RAG over that domain, and
-without RAG (the model's weights alone). Each answer is scored against the gold answers with the official SQuAD
-v1.1 evaluation (`normalize_answer`, `exact_match`, `f1_score`: lowercase, drop ASCII punctuation, drop the
-articles a/an/the, collapse whitespace; the best score over the gold answers), and by `contains_answer`
-(a gold answer said somewhere in the reply; ours, not SQuAD's). Retrieval is scored as hit@k: the question's
-own paragraph is among the k sources.
+.context / qas[].question / answers[].text`) as one .md file into a knowledge folder (`write_knowledge`), under
+one domain named after the file, indexes it like any domain, and asks the questions twice (`evaluate_squad`):
+with RAG over that domain, and without RAG (the model's weights alone). Each answer is scored against the gold
+answers with the official SQuAD v1.1 evaluation (`normalize_answer`, `exact_match`, `f1_score`: lowercase, drop
+ASCII punctuation, drop the articles a/an/the, collapse whitespace; the best score over the gold answers), and
+by `contains_answer` (a gold answer said somewhere in the reply; ours, not SQuAD's). Retrieval is scored as
+hit@k: the question's own paragraph is among the k sources.
 
 Scores are fractions in 0..1 (the official script prints them times 100). The answers are whatever the
 engine produces, unchanged: a verbose sentence around the right words earns partial F1 and no exact match, and
-a question whose nearest passage is beyond `retrieval.max_distance` is answered "I can't answer that…" and
-scored as such (the share of covered questions is reported as `rag.covered`).
+a question whose nearest passage is beyond `retrieval.max_distance` gets no answer (empty text, which scores 0;
+the share of covered questions is reported as `rag.covered`).
 
 With `--limit N` the N questions are spread evenly over the file (every article contributes), not the first
 N; every paragraph is indexed either way, so retrieval always searches the whole file.
 
-Not here: retrieval-only metrics over the shipped domains (`domains.py`), the parent `eval` command
-(`ragscope/eval_commands.py`).
+Not here: retrieval-only metrics over the shipped domains (`domains.py`), the terminal command's options,
+temporary knowledge folder, progress bars and table (`ragscope/eval_qa.py`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import statistics
 import string
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rag_engine.engine import Engine, generator_name
-from rag_engine.errors import QuestionError, RagError
+from rag_engine.errors import QuestionError, SquadError
 from rag_engine.evaluation.answers import gold_passages
-from rag_engine.evaluation.domains import QuestionProgress
-
-
-class SquadError(RagError):
-    """The SQuAD file cannot be read or is not in SQuAD format, or the knowledge folder holds other files."""
-
+from rag_engine.ingest.incremental import Progress
 
 # -- the official SQuAD v1.1 metrics ----------------------------------------------------------------------------
 # These follow evaluate-v1.1.py line for line (the numbers must be comparable with published ones), including
@@ -299,7 +291,7 @@ def evaluate_squad(
     domain: str,
     k: int | None = None,
     limit: int | None = None,
-    progress: QuestionProgress | None = None,
+    progress: Progress | None = None,
     oracle: bool = True,
 ) -> QaReport:
     """Ask the questions (`spread` over the file up to `limit`) with RAG over `domain` and without RAG.
@@ -356,88 +348,4 @@ def evaluate_squad(
         seconds=time.perf_counter() - started,
         models=models,
         oracle=oracle,
-    )
-
-
-# -- terminal ---------------------------------------------------------------------------------------------------
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add `qa` to the `eval` subcommands; the parser's `eval_handler` default is `run_qa`."""
-    from ragscope.cli import _common  # at call time: ragscope.cli imports the module that calls this
-
-    parser = subparsers.add_parser(
-        "qa",
-        help="exact match and F1 on a SQuAD file, with and without RAG, and retrieval hit@k",
-        description="Index the paragraphs of a SQuAD-format file as one domain, answer its questions with and "
-        "without RAG, and score them with the official SQuAD v1.1 exact match and F1. The knowledge folder is "
-        "the paragraphs' (--knowledge is not used); the settings, models and data folder are the usual ones.",
-    )
-    _common(parser)
-    parser.add_argument("--squad", type=Path, required=True, metavar="FILE", help="a SQuAD v1.1-format JSON file")
-    parser.add_argument("--limit", type=int, metavar="N", help="ask N questions spread over the file (default: all)")
-    parser.add_argument("--k", type=int, help="passages to retrieve (default: retrieval.top_k)")
-    parser.add_argument("--json", action="store_true", help="print the numbers and every answer as JSON")
-    parser.add_argument(
-        "--no-oracle", action="store_true", help="skip the oracle column (the gold paragraph as the only context)"
-    )
-    parser.add_argument(
-        "--knowledge-out",
-        type=Path,
-        metavar="DIR",
-        help="write the paragraphs under DIR/<file name>/ and keep them (default: a temporary folder)",
-    )
-    parser.set_defaults(eval_handler=run_qa)
-    return parser
-
-
-def run_qa(args: argparse.Namespace, engine: Engine) -> int:
-    """`ragscope eval qa`: `engine` gives the settings, data folder and models; the knowledge folder is the
-    SQuAD paragraphs'."""
-    from ragscope.cli import progress_bar
-
-    if args.limit is not None and args.limit < 1:
-        raise QuestionError("--limit must be at least 1")
-    if args.k is not None and args.k < 1:
-        raise QuestionError("--k must be at least 1")
-    squad = load_squad(args.squad)
-    domain = domain_name(args.squad)
-    with ExitStack() as stack:
-        if args.knowledge_out is not None:
-            root = Path(args.knowledge_out)
-        else:
-            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ragscope-squad-")))
-        write_knowledge(squad, root / domain)
-        # Same models (already-loaded ones are shared, and a test's fakes stay fakes), other knowledge folder.
-        squad_engine = engine.with_config(engine.config.with_paths(knowledge_dir=root))
-        with progress_bar(f"indexing {domain}", "passage") as progress:
-            squad_engine.index(domain, progress)
-        with progress_bar("asking (RAG and no RAG)", "question") as progress:
-            report = evaluate_squad(
-                squad_engine, squad, domain, args.k, args.limit, progress, oracle=not args.no_oracle
-            )
-    if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
-    else:
-        print(render_report(report))
-    return 0
-
-
-def render_report(report: QaReport) -> str:
-    numbers = report.summary()
-    return "\n".join(
-        [
-            f"SQuAD {report.squad}: {numbers['questions']} of {report.available} questions, "
-            f"{report.paragraphs} paragraphs, k={report.k}, {numbers['models']['generator']}",
-            f"{'':<8}{'EM':>7}{'F1':>8}{'contains':>10}",
-            f"{'RAG':<8}{numbers['rag.em']:>7.1%}{numbers['rag.f1']:>8.1%}{numbers['rag.contains']:>10.1%}",
-            f"{'no RAG':<8}{numbers['norag.em']:>7.1%}{numbers['norag.f1']:>8.1%}{numbers['norag.contains']:>10.1%}",
-            *(
-                [f"{'oracle':<8}{'':>7}{numbers['oracle.f1']:>8.1%}{numbers['oracle.contains']:>10.1%}"]
-                if report.oracle
-                else []
-            ),
-            f"retrieval hit@{report.k}: {numbers['hit@k']:.1%} (covered: {numbers['rag.covered']:.1%})",
-            f"flagged by the support check: {numbers['rag.flagged']:.1%} of RAG answers "
-            f"({numbers['rag.flagged_right']:.1%} that hold the gold answer)",
-            f"{report.seconds:.0f} s, {numbers['seconds_per_question']:.2f} s per question",
-        ]
     )

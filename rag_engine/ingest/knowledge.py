@@ -7,37 +7,27 @@ assignment. Queries read whatever snapshot is current and never wait for, or see
 Syncs of one domain are serialised; different domains do not block each other. Watching the folder for
 changes is `watcher.py`'s job; this module only reacts when asked.
 
-The folder boundary lives here too: nothing outside the resolved knowledge folder is ever listed or read.
-Symlinks are followed only when their fully resolved target is inside it; a link leading outside, nowhere or
-in a loop is skipped with a reason naming it, and every read is checked again at the moment the file is
-opened (`ConfinedPath`). A folder that cannot be listed fails the sync, keeping the last good index.
+Listing the domains and walking a domain's folder go through the folder boundary (`folder.py`: nothing outside
+the resolved knowledge folder is listed or read); this module logs, once each, what the boundary refused or
+skipped, and a folder that cannot be listed fails the sync, keeping the last good index.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path, PosixPath
+from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 from rag_engine.config import Config
-from rag_engine.errors import (
-    IndexStoreError,
-    KnowledgeFolderError,
-    KnowledgeFolderReadError,
-    SymlinkError,
-    UnknownDomainError,
-)
+from rag_engine.errors import IndexStoreError, KnowledgeFolderReadError, UnknownDomainError
 from rag_engine.ingest.embed_cache import EmbeddingCache
-from rag_engine.ingest.incremental import DomainIndex, FileRecord, Progress, Scan, VectorSource, next_snapshot
-from rag_engine.ingest.loading import is_candidate
+from rag_engine.ingest.folder import Scandir, Walk, domain_folders, walk_domain
+from rag_engine.ingest.incremental import DomainIndex, FileRecord, Progress, VectorSource, next_snapshot
 from rag_engine.ingest.storage import load_domain_index, remove_stale_temps, save_domain_index
 from rag_engine.records import DomainStats, IndexUpdate, Passage, SkippedFile
 from rag_engine.seams import Embedder
@@ -50,74 +40,7 @@ log = logging.getLogger(__name__)
 # Bumped whenever the stored layout changes; an index of another format is rebuilt, not misread.
 INDEX_FORMAT = 2
 
-# Folders nested deeper than this below a domain folder are skipped with a reason. No document collection
-# nests this far; a tree 1,000 deep (a script gone wrong, a hostile upload) would otherwise run past the
-# path length limit, and recursive walkers past the stack.
-MAX_FOLDER_DEPTH = 32
-
-__all__ = ["ConfinedPath", "DomainIndex", "KnowledgeBase", "Progress"]
-
-
-def _is_inside(real: str, root_real: str) -> bool:
-    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
-
-
-def resolve_inside(path: str, root_real: str, shown: str) -> str:
-    """`path` with every symlink resolved, if that is inside `root_real` (itself resolved); else a
-    `SymlinkError` whose reason names `shown`. FileNotFoundError when it leads nowhere (a broken link, a file
-    that is gone): the caller knows which."""
-    try:
-        real = os.path.realpath(path, strict=True)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise SymlinkError(f"symlink loop: {shown}") from exc
-        raise
-    if not _is_inside(real, root_real):
-        raise SymlinkError(f"symlink to outside the knowledge folder: {shown}")
-    return real
-
-
-class ConfinedPath(PosixPath):
-    """A file of a domain whose path is checked again each time it is handed to the OS (`open`, `stat`, anything
-    that calls `os.fspath`): resolved, and refused with `SymlinkError` unless the result is still inside the
-    knowledge folder. The walk checked it once; this catches a link swapped in between the walk and the read,
-    and the loaders need not know (they open what they are given). The OS is handed the resolved path, so what
-    was checked is what is opened, short of a folder swapped in the microseconds between the two.
-    (POSIX only, like the watcher.)"""
-
-    # Empty on paths derived from this one (`.parent`, `/ name`): those are ordinary paths.
-    _root_real: str = ""
-    _shown: str = ""
-
-    @classmethod
-    def inside(cls, path: str, root_real: str, shown: str) -> ConfinedPath:
-        confined = cls(path)
-        confined._root_real = root_real
-        confined._shown = shown
-        return confined
-
-    def __fspath__(self) -> str:
-        if not self._root_real:
-            return str(self)
-        return resolve_inside(str(self), self._root_real, self._shown)
-
-
-@dataclass
-class _Walk:
-    """What one walk of a domain folder found: candidate files with their stat, and what it did not follow
-    (links leading outside, nowhere or in a loop; folders nested too deep), by relative path, with why."""
-
-    files: list[tuple[str, Path, os.stat_result]] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def scan(self) -> Scan:
-        """Each file's size and change stamp: the later of its mtime and its ctime. The ctime moves on a `chmod`
-        too, so a file that failed as unreadable is read again once its permissions are fixed (its mtime
-        alone would never change), and on a copy that kept an old mtime (`cp -p` over a file)."""
-        return {
-            relative: (info.st_size, max(info.st_mtime_ns, info.st_ctime_ns), path)
-            for relative, path, info in self.files
-        }
+__all__ = ["DomainIndex", "KnowledgeBase", "Progress"]
 
 
 class KnowledgeBase:
@@ -135,7 +58,7 @@ class KnowledgeBase:
         self.watched = False
         # How folders are listed: `os.scandir`. The seam tests use to make a folder fail as the OS would (root
         # reads folders that `chmod 000` closes to everyone else).
-        self.scandir: Callable[[str], AbstractContextManager[Iterator[os.DirEntry[str]]]] = os.scandir
+        self.scandir: Scandir = os.scandir
         self._embedder = embedder
         self._loaded: dict[str, DomainIndex] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -150,33 +73,7 @@ class KnowledgeBase:
         """The domain folders: subfolders of the knowledge folder, neither hidden (`.x`) nor set aside (`_x`). A
         symlink counts only if it resolves to a folder inside the knowledge folder; the others are logged once
         and listed by `refused_domains`."""
-        root_real = self._root_real()
-        try:
-            with self.scandir(root_real) as listing:
-                entries = sorted(listing, key=lambda entry: entry.name)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            raise KnowledgeFolderError(f"knowledge folder not found: {self.root}") from exc
-        except OSError as exc:
-            raise KnowledgeFolderReadError(f"cannot read the knowledge folder {self.root}: {_why(exc)}") from exc
-        names: list[str] = []
-        refused: dict[str, str] = {}
-        for entry in entries:
-            name = entry.name
-            if name.startswith((".", "_")):
-                continue
-            try:
-                if entry.is_symlink():
-                    if os.path.isdir(resolve_inside(entry.path, root_real, name)):
-                        names.append(name)
-                elif entry.is_dir(follow_symlinks=False):
-                    names.append(name)
-            except SymlinkError as exc:
-                refused[name] = str(exc)
-            except FileNotFoundError:
-                if os.path.lexists(entry.path):  # else: removed since the listing
-                    refused[name] = f"broken symlink: {name}"
-            except OSError as exc:
-                refused[name] = f"cannot read {name}: {_why(exc)}"
+        names, refused = domain_folders(self.root, self.scandir)
         self._refused = refused
         for name, reason in refused.items():
             self._announce(name, reason, "%s is not a domain: %s")
@@ -198,78 +95,10 @@ class KnowledgeBase:
         for relative, path, _ in self._walk(domain).files:
             yield relative, path
 
-    def _root_real(self) -> str:
-        """The knowledge folder with every symlink resolved: the boundary nothing listed or read may cross."""
-        if not self.root.is_dir():
-            raise KnowledgeFolderError(f"knowledge folder not found: {self.root}")
-        return os.path.realpath(self.root)
-
-    def _walk(self, domain: str) -> _Walk:
-        """Candidate files with one `stat` each, and what was not followed. Raises `KnowledgeFolderReadError`
-        when a folder cannot be listed: a partial listing would read as deleted files and empty the index."""
-        root_real = self._root_real()
-        try:
-            top = resolve_inside(str(self.root / domain), root_real, domain)
-            top_info = os.stat(top)
-        except (SymlinkError, FileNotFoundError, NotADirectoryError) as exc:
-            raise KnowledgeFolderReadError(f"domain folder {domain} is gone or not followed ({exc})") from exc
-        root_info = os.stat(root_real)
-        walk = _Walk()
-        loading = self.config.loading
-        # (folder, its relative path with a trailing slash, depth, identities of the folders above it and itself)
-        stack = [(top, "", 0, frozenset({_identity(root_info), _identity(top_info)}))]
-        while stack:
-            folder, prefix, depth, ancestors = stack.pop()
-            try:
-                with self.scandir(folder) as listing:
-                    entries = sorted(listing, key=lambda entry: entry.name)
-            except (FileNotFoundError, NotADirectoryError) as exc:
-                if not prefix:
-                    raise KnowledgeFolderReadError(f"domain folder {domain} vanished during the update") from exc
-                continue  # removed, or replaced by a file, since its parent was listed: its files are gone
-            except OSError as exc:
-                where = f"{domain}/{prefix.rstrip('/')}" if prefix else domain
-                raise KnowledgeFolderReadError(f"cannot read folder {where}: {_why(exc)}") from exc
-            subfolders: list[tuple[str, str, tuple[int, int], bool]] = []
-            for entry in entries:
-                name, relative = entry.name, prefix + entry.name
-                try:
-                    if entry.is_symlink():
-                        if not is_candidate(Path(name), loading):
-                            continue
-                        try:
-                            target = resolve_inside(entry.path, root_real, relative)
-                            info = os.stat(target)
-                        except SymlinkError as exc:
-                            walk.skipped[relative] = str(exc)
-                            continue
-                        except (FileNotFoundError, NotADirectoryError):
-                            if os.path.lexists(entry.path):  # else: removed since the listing
-                                walk.skipped[relative] = f"broken symlink: {relative}"
-                            continue
-                        if stat.S_ISDIR(info.st_mode):
-                            subfolders.append((target, relative, _identity(info), True))
-                        elif stat.S_ISREG(info.st_mode):
-                            walk.files.append((relative, ConfinedPath.inside(entry.path, root_real, relative), info))
-                    elif entry.is_dir(follow_symlinks=False):
-                        if not name.startswith("."):
-                            subfolders.append(
-                                (entry.path, relative, _identity(entry.stat(follow_symlinks=False)), False)
-                            )
-                    elif entry.is_file(follow_symlinks=False) and is_candidate(Path(name), loading):
-                        info = entry.stat(follow_symlinks=False)
-                        walk.files.append((relative, ConfinedPath.inside(entry.path, root_real, relative), info))
-                except (FileNotFoundError, NotADirectoryError):
-                    continue  # deleted between the listing and the stat
-                except OSError as exc:
-                    raise KnowledgeFolderReadError(f"cannot read {domain}/{relative}: {_why(exc)}") from exc
-            for path, relative, identity, linked in reversed(subfolders):
-                if identity in ancestors:  # a link to a folder above (or a bind mount of one): endless
-                    walk.skipped[relative] = f"{'symlink' if linked else 'folder'} loop: {relative}"
-                elif depth + 1 > MAX_FOLDER_DEPTH:
-                    walk.skipped[relative] = f"folder nested deeper than {MAX_FOLDER_DEPTH} levels: {relative}"
-                else:
-                    stack.append((path, relative + "/", depth + 1, ancestors | {identity}))
+    def _walk(self, domain: str) -> Walk:
+        """Candidate files with one `stat` each, and what was not followed (logged once each). Raises
+        `KnowledgeFolderReadError` when a folder cannot be listed."""
+        walk = walk_domain(self.root, domain, self.config.loading, self.scandir)
         for relative, reason in walk.skipped.items():
             self._announce(f"{domain}/{relative}", reason, "skipped %s: %s")
         return walk
@@ -464,11 +293,3 @@ def _with_walk_skips(snapshot: DomainIndex, skipped: dict[str, str]) -> DomainIn
 
 def _by_path(entry: SkippedFile) -> str:
     return entry.path
-
-
-def _identity(info: os.stat_result) -> tuple[int, int]:
-    return info.st_dev, info.st_ino
-
-
-def _why(exc: OSError) -> str:
-    return exc.strerror or str(exc)

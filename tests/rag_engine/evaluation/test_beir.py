@@ -15,7 +15,8 @@ import pytest
 
 from rag_engine.config import Config
 from rag_engine.engine import Engine
-from rag_engine.evaluation.beir import BeirDataError, load_beir
+from rag_engine.errors import BeirDataError
+from rag_engine.evaluation.beir import load_beir
 from rag_engine.ingest.embedding import bundled_model_path
 from ragscope.cli import main
 from tests.conftest import REPO, write

@@ -1,8 +1,9 @@
-"""`ragscope eval domains` / `evaluate_domain`: hit@k and MRR against a domain's questions.jsonl.
+"""`evaluate_domain`: hit@k and MRR against a domain's questions.jsonl, and reading that file.
 
-Fake models on the small two-domain folder of tests/conftest.py, with a questions.jsonl written for zoology
-(two questions its files answer, one whose expected file is deliberately the other one, so there is a miss
-with a known rank); one real-model check over the shipped domains.
+Fake models on the small two-domain folder of tests/conftest.py, with the questions.jsonl of `samples.py`
+written for zoology (two questions its files answer, one whose expected file is deliberately the other one, so
+there is a miss with a known rank); one real-model check over the shipped domains. The terminal command
+(`ragscope eval domains`) is tested in tests/ragscope/test_eval_domains.py.
 """
 
 from __future__ import annotations
@@ -15,35 +16,16 @@ import pytest
 
 from rag_engine.config import Config
 from rag_engine.engine import Engine
-from rag_engine.errors import QuestionError, UnknownDomainError
-from rag_engine.evaluation import domains
-from rag_engine.evaluation.domains import (
-    QuestionsFileError,
-    evaluate_domain,
-    evaluated_domains,
-    load_questions,
-    overall,
-)
-from tests.conftest import run_eval_command, write
+from rag_engine.errors import QuestionError, QuestionsFileError, UnknownDomainError
+from rag_engine.evaluation.domains import evaluate_domain, evaluated_domains, load_questions, overall
+from tests.conftest import write
 from tests.fakes import EchoGenerator, HashingEmbedder
-
-QUESTIONS = [
-    {"question": "zorblat valley of Quenth blue moss", "source": "zorblat.md", "answer": "blue moss"},
-    {"question": "quillfish cold lakes of Varnholm spines", "source": "quillfish.txt", "answer": "forty-two"},
-    # Expected file deliberately wrong: zorblat.md is nearest, quillfish.txt second.
-    {"question": "Agatha Plimm described the zorblat in 1887", "source": "quillfish.txt"},
-]
-
-
-def write_questions(config: Config, domain: str = "zoology", lines: list[str] | None = None) -> Path:
-    rows = lines if lines is not None else [json.dumps(q) for q in QUESTIONS]
-    return write(Path(config.paths.knowledge_dir) / domain / "questions.jsonl", "\n".join(rows) + "\n")
+from tests.rag_engine.evaluation.samples import QUESTIONS, questions_engine, write_questions
 
 
 @pytest.fixture
 def engine(config: Config) -> Engine:
-    write_questions(config)
-    return Engine(config, embedder=HashingEmbedder, generator=EchoGenerator)
+    return questions_engine(config)
 
 
 def test_hit_at_k_and_mrr_with_a_known_miss(engine: Engine) -> None:
@@ -121,71 +103,6 @@ def test_overall_counts_every_question_once(config: Config) -> None:
     assert total["hit@k"] == pytest.approx(3 / 4)
     assert total["mrr"] == pytest.approx(3.5 / 4)
     assert overall([]) == {"questions": 0, "hit@k": 0.0, "mrr": 0.0}
-
-
-# -- the terminal command -----------------------------------------------------------------------------------------
-def run(argv: list[str], engine: Engine) -> int:
-    return run_eval_command(domains.register, argv, engine)
-
-
-def test_eval_domains_json(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["domains", "--k", "1", "--json"], engine) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["k"] == 1 and report["depth"] == 10
-    [zoology] = report["domains"]
-    assert zoology["domain"] == "zoology" and zoology["questions"] == 3
-    assert zoology["hit@k"] == pytest.approx(2 / 3) and zoology["mrr"] == pytest.approx(2.5 / 3)
-    assert zoology["misses"] == [
-        {"question": QUESTIONS[2]["question"], "expected": "quillfish.txt", "got": ["zorblat.md"], "rank": 2}
-    ]
-    assert report["overall"]["questions"] == 3
-
-
-def test_eval_domains_text(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["domains", "--k", "1", "--domain", "zoology"], engine) == 0
-    text = capsys.readouterr().out
-    assert "zoology" in text and "overall" in text and "66.7%" in text and "0.833" in text
-    assert "expected quillfish.txt (rank 2); got zorblat.md" in text
-
-
-def test_eval_domains_in_bm25_mode_ranks_by_shared_words(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["domains", "--k", "1", "--json", "--mode", "bm25"], engine) == 0
-    report = json.loads(capsys.readouterr().out)
-    [zoology] = report["domains"]
-    assert report["mode"] == "bm25" and zoology["mode"] == "bm25"
-    # The miss: "Agatha Plimm described the zorblat in 1887" shares no word with quillfish.txt, so BM25 does not
-    # return that file at all (dense ranked it 2nd); the other two questions find their files by their rare words.
-    assert zoology["hit@k"] == pytest.approx(2 / 3) and zoology["mrr"] == pytest.approx(2 / 3)
-    assert zoology["misses"] == [
-        {"question": QUESTIONS[2]["question"], "expected": "quillfish.txt", "got": ["zorblat.md"], "rank": None}
-    ]
-
-
-def test_eval_domains_refusals(engine: Engine, tmp_path: Path) -> None:
-    with pytest.raises(QuestionError):
-        run(["domains", "--k", "0"], engine)
-    with pytest.raises(UnknownDomainError):
-        run(["domains", "--domain", "astronomy"], engine)
-    (Path(engine.config.paths.knowledge_dir) / "zoology" / "questions.jsonl").unlink()
-    with pytest.raises(QuestionsFileError, match="no domain"):
-        run(["domains"], engine)
-
-
-def test_ragscope_eval_domains_through_the_console_script(
-    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from ragscope.cli import main
-
-    paths = engine.config.paths
-    argv = ["eval", "domains", "--knowledge", str(paths.knowledge_dir), "--data-dir", str(tmp_path / "d"), "--json"]
-
-    def fake(config: Config) -> Engine:
-        return Engine(config, embedder=HashingEmbedder, generator=EchoGenerator)
-
-    assert main(argv, make_engine=fake) == 0
-    assert json.loads(capsys.readouterr().out)["overall"]["questions"] == 3
-    assert main([*argv[:-1], "--domain", "geology"], make_engine=fake) == 2
-    assert "no questions.jsonl" in capsys.readouterr().err
 
 
 # -- the real models over the shipped domains ----------------------------------------------------------------------

@@ -1,26 +1,17 @@
-"""`ragscope eval qa`: the official SQuAD v1.1 metrics by hand-computed cases, the SQuAD file handling, the
-evaluation over fake models, and one real-model run on a slice of the shared SQuAD dev file.
-
-The command is driven through `register` on a parser of its own (what `ragscope eval` does), so these tests do
-not depend on how the parent `eval` command is wired.
+"""SQuAD answer quality: the official SQuAD v1.1 metrics by hand-computed cases, the SQuAD file handling, and
+the evaluation over fake models. The terminal command (`ragscope eval qa`, and its real-model run on the shared
+SQuAD slice) is tested in tests/ragscope/test_eval_qa.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from rag_engine.config import Config
-from rag_engine.engine import Engine
-from rag_engine.errors import QuestionError, RagError
-from rag_engine.evaluation import qa
+from rag_engine.errors import SquadError
 from rag_engine.evaluation.qa import (
-    SquadError,
     contains_answer,
     domain_name,
     evaluate_squad,
@@ -31,10 +22,8 @@ from rag_engine.evaluation.qa import (
     spread,
     write_knowledge,
 )
-from tests.conftest import REPO, run_eval_command, write
-from tests.fakes import EchoGenerator, HashingEmbedder
-
-SQUAD_DEV = REPO.parent / "shared" / "data" / "squad-dev-slice" / "dev-v1.1-first8.json"
+from tests.conftest import write
+from tests.rag_engine.evaluation.samples import echo_engine, squad_file
 
 
 # -- normalisation and metrics ------------------------------------------------------------------------------------
@@ -112,51 +101,6 @@ def test_spread_is_even_and_complete_without_a_limit() -> None:
 
 
 # -- the SQuAD file ---------------------------------------------------------------------------------------------
-def squad_file(path: Path) -> Path:
-    """A two-article SQuAD file about made-up things, with the phrasing the fake embedder can match."""
-    data: dict[str, Any] = {
-        "version": "1.1",
-        "data": [
-            {
-                "title": "Zorblat",
-                "paragraphs": [
-                    {
-                        "context": "The zorblat lives in the valley of Quenth and eats blue moss.",
-                        "qas": [
-                            {"id": "q1", "question": "What does the zorblat eat?", "answers": [{"text": "blue moss"}]},
-                            {"id": "q2", "question": "Where does the zorblat live?", "answers": []},
-                        ],
-                    },
-                    {
-                        "context": "Agatha Plimm first described the zorblat in 1887.",
-                        "qas": [
-                            {
-                                "id": "q3",
-                                "question": "Who first described the zorblat?",
-                                "answers": [{"text": "Agatha Plimm"}, {"text": "Plimm"}],
-                            }
-                        ],
-                    },
-                ],
-            },
-            {
-                "title": "Quill fish/Varnholm",
-                "paragraphs": [
-                    {
-                        "context": "The quillfish swims in the cold lakes of Varnholm. It has forty-two spines.",
-                        "qas": [
-                            {
-                                "id": "q4",
-                                "question": "How many spines has the quillfish?",
-                                "answers": [{"text": "forty-two"}],
-                            }
-                        ],
-                    }
-                ],
-            },
-        ],
-    }
-    return write(path, json.dumps(data))
 
 
 def test_load_squad_reads_paragraphs_and_answerable_questions(tmp_path: Path) -> None:
@@ -211,20 +155,11 @@ def test_write_knowledge_keeps_unchanged_files_and_refuses_foreign_ones(tmp_path
 
 
 # -- evaluation over fake models ----------------------------------------------------------------------------------
-def fake_engine(config: Config) -> Engine:
-    # Long enough echoes that an answer from the right paragraph reaches the gold words.
-    return Engine(config, embedder=HashingEmbedder, generator=lambda: EchoGenerator(answer_words=40))
-
-
-def run(argv: list[str], engine: Engine) -> int:
-    return run_eval_command(qa.register, argv, engine)
-
-
 def test_evaluate_squad_scores_both_answers_and_retrieval(config: Config, tmp_path: Path) -> None:
     squad = load_squad(squad_file(tmp_path / "tiny.json"))
     root = tmp_path / "squad-knowledge"
     write_knowledge(squad, root / "tiny")
-    engine = fake_engine(config.with_paths(knowledge_dir=root))
+    engine = echo_engine(config.with_paths(knowledge_dir=root))
     report = evaluate_squad(engine, squad, "tiny", k=1)
     numbers = report.summary()
     assert numbers["questions"] == 3 and numbers["paragraphs"] == 3 and numbers["k"] == 1
@@ -238,75 +173,3 @@ def test_evaluate_squad_scores_both_answers_and_retrieval(config: Config, tmp_pa
     first = report.results[0]
     assert "eats blue moss" in first.rag_answer and first.hit and first.covered
     assert first.rag_f1 == pytest.approx(f1_score(first.rag_answer, "blue moss"))
-
-
-def test_eval_qa_prints_the_json_keys(config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = squad_file(tmp_path / "tiny.json")
-    out = tmp_path / "kept"
-    assert (
-        run(["qa", "--squad", str(path), "--limit", "2", "--json", "--knowledge-out", str(out)], fake_engine(config))
-        == 0
-    )
-    report = json.loads(capsys.readouterr().out)
-    assert {"rag.em", "rag.f1", "norag.em", "norag.f1", "rag.contains", "hit@k", "questions"} <= set(report)
-    assert report["questions"] == 2 and report["available_questions"] == 3
-    assert [r["id"] for r in report["results"]] == ["q1", "q3"]  # spread: indices 0 and 1 of 3
-    assert sorted(p.name for p in (out / "tiny").iterdir())[0] == "000-Zorblat-p000.md"
-    # The indexes went to the configured data folder, under the domain named after the file.
-    assert (Path(config.paths.data_dir) / "indexes" / "tiny.npz").is_file()
-
-
-def test_eval_qa_text_report_and_temporary_knowledge(
-    config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run(["qa", "--squad", str(squad_file(tmp_path / "tiny.json")), "--k", "2"], fake_engine(config)) == 0
-    text = capsys.readouterr().out
-    assert "3 of 3 questions" in text and "retrieval hit@2" in text and "no RAG" in text
-
-
-def test_eval_qa_refuses_bad_options_before_any_work(config: Config, tmp_path: Path) -> None:
-    engine = fake_engine(config)
-    with pytest.raises(QuestionError, match="--limit"):
-        run(["qa", "--squad", "x.json", "--limit", "0"], engine)
-    with pytest.raises(QuestionError, match="--k"):
-        run(["qa", "--squad", "x.json", "--k", "0"], engine)
-    with pytest.raises(RagError, match="not found"):
-        run(["qa", "--squad", str(tmp_path / "missing.json")], engine)
-
-
-def test_ragscope_eval_qa_through_the_console_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from ragscope.cli import main
-
-    path = squad_file(tmp_path / "tiny.json")
-    argv = ["eval", "qa", "--squad", str(path), "--data-dir", str(tmp_path / "d"), "--limit", "1", "--json"]
-    assert main(argv, make_engine=fake_engine) == 0
-    assert json.loads(capsys.readouterr().out)["questions"] == 1
-    assert main([*argv[:3], str(tmp_path / "nothing.json")], make_engine=fake_engine) == 2
-    assert "SQuAD file not found" in capsys.readouterr().err
-
-
-# -- the real models on the shared SQuAD slice -------------------------------------------------------------------
-@pytest.mark.real_models
-def test_real_models_on_a_squad_slice(real_engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if not SQUAD_DEV.is_file():
-        pytest.skip(f"the shared SQuAD slice is not here: {SQUAD_DEV} (a checkout of ../shared is needed)")
-    # The first two articles (about 100 paragraphs to index), 12 questions and answers of at most 24 tokens keep
-    # this under a minute on an idle 2-core machine; the models are the session's, shared with the other
-    # real-model tests. (The full file is `benchmarks/results/eval_squad.json`'s business.)
-    raw = json.loads(SQUAD_DEV.read_text(encoding="utf-8"))
-    path = write(tmp_path / "squad-slice.json", json.dumps({**raw, "data": raw["data"][:2]}))
-    config = real_engine.config
-    short = dataclasses.replace(config, generation=dataclasses.replace(config.generation, max_answer_tokens=24))
-    engine = real_engine.with_config(short)
-    started = time.perf_counter()
-    assert run(["qa", "--squad", str(path), "--limit", "12", "--json"], engine) == 0
-    seconds = time.perf_counter() - started
-    report = json.loads(capsys.readouterr().out)
-    assert {"rag.em", "rag.f1", "norag.em", "norag.f1", "rag.contains", "hit@k", "questions"} <= set(report)
-    assert report["questions"] == 12 and report["domain"] == "squad-slice"
-    assert report["hit@k"] > 0.7, report
-    assert report["rag.f1"] > report["norag.f1"], report
-    print(
-        f"eval qa on {report['questions']} questions: {seconds:.1f} s, "
-        f"{json.dumps({k: v for k, v in report.items() if k != 'results'})}"
-    )

@@ -14,7 +14,7 @@ import pytest
 
 from rag_engine.engine import Engine
 from rag_engine.evaluation import answers
-from ragscope import render
+from ragscope import eval_answers, render
 from tests.conftest import run_eval_command, write
 
 pytestmark = pytest.mark.real_models
@@ -66,7 +66,7 @@ def test_eval_answers_reports_right_why_and_oracle(
     ]
     path = write(tmp_path / "q.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     argv = ["answers", "--domain", "air-quality", "--questions", str(path), "--json"]
-    assert run_eval_command(answers.register, argv, real_engine) == 0
+    assert run_eval_command(eval_answers.register, argv, real_engine) == 0
     body = json.loads(capsys.readouterr().out)
     results = body["results"]
     assert [r["kind"] for r in results] == ["single", "single", "unanswerable"]

@@ -34,7 +34,8 @@ import rag_engine.ingest.storage
 from rag_engine.config import Config
 from rag_engine.engine import Engine
 from rag_engine.errors import IndexStoreError, KnowledgeFolderReadError, SymlinkError, UnknownDomainError
-from rag_engine.ingest.knowledge import MAX_FOLDER_DEPTH, KnowledgeBase
+from rag_engine.ingest.folder import MAX_FOLDER_DEPTH
+from rag_engine.ingest.knowledge import KnowledgeBase
 from rag_engine.ingest.loading import load_document
 from rag_engine.records import Document
 from ragscope.cli import main
