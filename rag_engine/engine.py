@@ -94,7 +94,8 @@ class Engine:
         return self._knowledge.check_domain(domain)
 
     @property
-    def knowledge_folder(self) -> Path:
+    def folder(self) -> Path:
+        """The knowledge folder: one subfolder per domain."""
         return self._knowledge.root
 
     def domain_folder(self, domain: str) -> Path:

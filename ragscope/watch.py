@@ -38,7 +38,7 @@ def run_watch(engine: Engine, json_lines: bool) -> int:
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         with engine.watch(report, failed):
-            root = engine.knowledge_folder
+            root = engine.folder
             print(f"watching {root} ({', '.join(engine.domains())}); Ctrl-C stops", file=sys.stderr, flush=True)
             stop.wait()
     except KeyboardInterrupt:

@@ -144,7 +144,7 @@ def chosen_domains(engine: Engine, domain: str | None) -> list[str]:
     """`domain` (checked), or every domain with a questions.jsonl; `QuestionsFileError` when that is none."""
     names = [engine.check_domain(domain)] if domain else evaluated_domains(engine)
     if not names:
-        raise QuestionsFileError(f"no domain of {engine.knowledge_folder} has a {QUESTIONS_FILE}")
+        raise QuestionsFileError(f"no domain of {engine.folder} has a {QUESTIONS_FILE}")
     return names
 
 

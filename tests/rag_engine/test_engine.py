@@ -161,7 +161,7 @@ def test_check_refuses_bad_input_with_the_reason(fake_engine: Engine, arguments:
 def test_check_refuses_an_unknown_domain_naming_the_known(fake_engine: Engine) -> None:
     with pytest.raises(UnknownDomainError, match="known: geology, zoology"):
         fake_engine.check("zorblat", "botany")
-    assert fake_engine.domain_folder("zoology") == fake_engine.knowledge_folder / "zoology"
+    assert fake_engine.domain_folder("zoology") == fake_engine.folder / "zoology"
     with pytest.raises(UnknownDomainError):
         fake_engine.domain_folder("../etc")
 

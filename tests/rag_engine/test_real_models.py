@@ -80,8 +80,8 @@ def test_expected_file_is_in_the_top_3_for_80_percent_of_questions(real_engine: 
 def test_off_topic_question_is_not_answered_from_the_documents(real_engine: Engine) -> None:
     answer = real_engine.answer("Which football club won the 1998 Champions League final?", "cooking")
     assert not answer.covered, [h.distance for h in answer.hits]
-    assert "do not seem to cover it" in answer.text
-    assert answer.hits and answer.prompt == ""
+    assert answer.text == "" and answer.prompt == ""  # nothing generated; the surfaces word the facts
+    assert answer.closest_distance is not None and answer.closest_distance > answer.max_distance
 
 
 def test_answers_are_deterministic_and_grounded(real_engine: Engine) -> None:
