@@ -5,7 +5,7 @@ and the bot's settings (`config`) handed in; `cogs/` holds one cog per command g
 `admission` (the one check before anything costs), `answering` (the one flow from a checked question to the
 final message, through the generation queue `jobs` and `streaming` edits), `views` (the buttons), `domains`
 (the domain option), `errors` (the one error boundary and the bot's `RagError`s), `render/` (all formatting;
-the pipeline view's is `pipeline_render`), `store` (channel domains and in-flight answers in SQLite),
+the pipeline view too), `store` (channel domains and in-flight answers in SQLite),
 `uploads`, `permissions`, `cooldown`, `knowledge_events` (the watcher's updates on the event loop).
 
 Engine work runs off the event loop. Nothing in `rag_engine` imports from here.

@@ -30,7 +30,6 @@ import discord
 from bot.admission import refusal
 from bot.errors import AnswerDropped, JobExpiredError
 from bot.jobs import PositionCallback
-from bot.pipeline_render import pipeline_message
 from bot.render.answer import (
     answer_body,
     answer_content,
@@ -40,6 +39,7 @@ from bot.render.answer import (
     queue_status,
     status_content,
 )
+from bot.render.pipeline import pipeline_message
 from bot.render.sources import sources_embed
 from bot.store import InFlight
 from bot.streaming import ThrottledEditor

@@ -2,7 +2,7 @@
 
 The answer streams like `/ask`'s; then its pipeline view replaces it. The engine builds the view
 (`Engine.explain`, from the answer's own trace; the attention heatmap needs one forward pass of a second copy of
-the model) and `bot.pipeline_render` lays it out with its pictures, through `bot.answering.pipeline_for`, which the
+the model) and `bot.render.pipeline` lays it out with its pictures, through `bot.answering.pipeline_for`, which the
 "Show pipeline" button under any answer uses too: the whole build runs in the generation queue, one at a time, off
 the event loop. It is expensive: it passes the same admission check as `/ask` (`bot.admission`: channel, queue
 room, cooldown).

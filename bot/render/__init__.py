@@ -11,7 +11,8 @@ and which passages went into the prompt.
 - `sources`  the retrieved passages as embed pages
 - `status`   `/knowledge status`: what is indexed per domain
 - `eval`     `/eval`: the retrieval and answer evaluation reports
+- `pipeline` a `PipelineView` as five embeds, its two pictures and the prompt file
 
-The pipeline view's layout is `bot.pipeline_render`. Not here: buttons and their callbacks (`bot.views`),
+Not here: buttons and their callbacks (`bot.views`),
 choosing what to show when (`bot.answering`, the cogs).
 """
