@@ -135,6 +135,20 @@ class GenerationConfig:
     temperature: float = 0.0
     seed: int = 0
     n_threads: int = 2
+    # Where the model runs: "llama_cpp" (in this process, the default) or "openai" (an OpenAI-compatible
+    # server: vLLM, llama.cpp's server, Ollama, LM Studio; `openai_server.py`). The settings below are the
+    # server's; the chat template and the fallback tokenizer still come from the local GGUF named above.
+    backend: str = "llama_cpp"
+    # The servers' OpenAI base URLs ("http://gpu-box:8000/v1"): a pool, answers start at successive members.
+    base_urls: tuple[str, ...] = ()
+    # The model's name on the server (vLLM's --served-model-name, an Ollama tag); the trace names it.
+    server_model: str = ""
+    # The environment variable holding the servers' API key; empty = no key (a local server needs none).
+    api_key_env: str = ""
+    # Seconds to connect to a server, and the longest wait for its next streamed piece (the first one
+    # included, after the prompt is read).
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -321,6 +335,7 @@ def _validate(config: Config) -> None:
         raise ConfigError("evidence.max_sentences >= 1, evidence.neighbours >= 0, evidence.max_context_tokens >= 16")
     if config.generation.max_answer_tokens >= config.generation.max_context_tokens:
         raise ConfigError("generation.max_answer_tokens must be below max_context_tokens")
+    _validate_backend(config.generation)
     for placeholder in ("{context}", "{question}"):
         if placeholder not in config.prompt.template:
             raise ConfigError(f"prompt.template must contain {placeholder}")
@@ -329,3 +344,21 @@ def _validate(config: Config) -> None:
         raise ConfigError("watch.rebuild_debounce_seconds must be >= 0 and at most max_rebuild_delay_seconds")
     if "{question}" not in config.prompt.norag_template:
         raise ConfigError("prompt.norag_template must contain {question}")
+
+
+GENERATION_BACKENDS = ("llama_cpp", "openai")
+
+
+def _validate_backend(generation: GenerationConfig) -> None:
+    if generation.backend not in GENERATION_BACKENDS:
+        known = ", ".join(GENERATION_BACKENDS)
+        raise ConfigError(f"generation.backend must be one of {known}, not {generation.backend!r}")
+    if generation.backend != "openai":
+        return
+    if not generation.base_urls or not generation.server_model:
+        raise ConfigError('generation.backend = "openai" needs generation.base_urls and generation.server_model')
+    for url in generation.base_urls:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError("generation.base_urls must be http:// or https:// URLs")
+    if generation.connect_timeout_seconds <= 0 or generation.read_timeout_seconds <= 0:
+        raise ConfigError("generation.connect_timeout_seconds and read_timeout_seconds must be above 0")

@@ -23,8 +23,9 @@ from rag_engine.errors import IndexStoreError, QuestionError
 from rag_engine.explain.attention import AttentionModel
 from rag_engine.explain.build import build_view
 from rag_engine.explain.view import AttentionSource, PipelineView
+from rag_engine.generate.backends import make_generator
 from rag_engine.generate.evidence import select_evidence
-from rag_engine.generate.generation import Generator, LlamaGenerator, generator_title
+from rag_engine.generate.generation import Generator, TracedGenerator, generator_title
 from rag_engine.generate.grounding import mark_tokens
 from rag_engine.generate.prompt import build_norag_prompt, build_rag_prompt
 from rag_engine.generate.verification import check_answer, whole_documents
@@ -60,7 +61,7 @@ class Engine:
     ) -> None:
         self.config = config
         self._embedder = Lazy(embedder or (lambda: SentenceTransformerEmbedder(config.embedding)))
-        self._generator = Lazy(generator or (lambda: LlamaGenerator(config.generation)))
+        self._generator = Lazy(generator or (lambda: make_generator(config.generation)))
         # The pipeline view's attention model: a second copy of the generator, made only when a view asks.
         self._attention = Lazy(attention or (lambda: AttentionModel(config.generation)))
         # A store may be handed in (tests that watch its syncs); by default the engine makes its own.
@@ -361,7 +362,7 @@ class Engine:
             prompt_tokens=built.tokens,
             tokens=mark_tokens(pieces, built.context),
             timings=timings,
-            models=self._models(),
+            models=self._models() | (generator.trace() if isinstance(generator, TracedGenerator) else {}),
             top_k=top_k,
             max_distance=self.config.retrieval.max_distance,
             covered=True,

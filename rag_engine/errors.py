@@ -51,6 +51,12 @@ class ModelError(RagError):
     """A model could not be found or loaded."""
 
 
+class ModelServerError(ModelError):
+    """No model server of the pool could answer (each one down, refusing, or timed out), or the one streaming
+    an answer failed after its first token had reached the user (the answer is then cut, never restarted).
+    `str(err)` names the servers and why, never the API key."""
+
+
 class IndexStoreError(RagError):
     """A stored index is unreadable or was made with other settings."""
 

@@ -7,7 +7,8 @@ so the same prompt always gives the same answer. `[generation] model` names a mo
 is any GGUF. An optional copy bias (`copy_bias` > 0) is a logits processor that favours the token continuing
 a span of the prompt's context. Chat markers ("<|im_end|>") are parsed as special tokens only where the chat
 template wrote them (`chat_layout`): a document or a question that holds one cannot end the user's turn.
-Prompt assembly lives in `prompt.py`.
+Prompt assembly lives in `prompt.py`; generation on an OpenAI-compatible server (`[generation] backend =
+"openai"`) in `openai_server.py`, which shares the chat template handling here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,14 @@ class Generator(Protocol):
     def stream(self, prompt: str, max_tokens: int, context: str = "") -> Iterator[str]: ...
 
 
+@runtime_checkable
+class TracedGenerator(Protocol):
+    """A generator with more to say in the answer's trace (`Answer.models`) than the configured model's name:
+    a server-backed one names its tokenizer and the server that answered the last stream of this thread."""
+
+    def trace(self) -> dict[str, str]: ...
+
+
 def model_cache_dir(config: GenerationConfig) -> Path:
     """Where split bundled models are assembled: `model_cache_dir`, else $XDG_CACHE_HOME/ragscope/models."""
     if config.model_cache_dir:
@@ -54,7 +63,9 @@ def gguf_path(config: GenerationConfig) -> Path:
 
 
 def generator_title(config: GenerationConfig) -> str:
-    """The model's name as the trace and the headers show it."""
+    """The model's name as the trace and the headers show it (on a server: the name the server serves)."""
+    if config.backend == "openai":
+        return config.server_model
     if config.model_path:
         return Path(config.model_path).name
     return bundled_model(config.model).title
@@ -97,7 +108,7 @@ class CopyBias:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """llama.cpp prints its load log from C straight to fd 2; silence it at the file-descriptor level."""
     saved = os.dup(2)
     try:
@@ -133,6 +144,34 @@ def chat_layout(text: str, contents: Sequence[str]) -> tuple[tuple[str, bool], .
     return tuple(pieces)
 
 
+def chat_formatter(llm: Any) -> Any:
+    """The chat template of a loaded GGUF (`llm`: a llama_cpp.Llama, weights or vocabulary only) as a
+    formatter, or None when the file has no template."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def special(token_id: int) -> str:
+        return str(llm.detokenize([token_id], special=True).decode("utf-8", errors="ignore"))
+
+    return Jinja2ChatFormatter(
+        template,
+        eos_token=special(llm.token_eos()),
+        bos_token=special(llm.token_bos()),
+        add_generation_prompt=True,
+    )
+
+
+def format_messages(formatter: Any, system: str, user: str) -> str:
+    """A system + user message as the model's chat template lays them out, ending where the assistant's
+    turn starts; without a template (`formatter` None), a plain readable layout."""
+    if formatter is None:
+        return f"{system}\n\nUser: {user}\nAssistant:"
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return str(formatter(messages=messages).prompt)
+
+
 class LlamaGenerator:
     """llama-cpp-python behind the `Generator` seam. One generation at a time (the model is not re-entrant)."""
 
@@ -143,7 +182,7 @@ class LlamaGenerator:
         from llama_cpp import Llama
 
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 self._llm = Llama(
                     model_path=str(path),
                     n_ctx=config.max_context_tokens,
@@ -159,7 +198,7 @@ class LlamaGenerator:
         self._temperature = config.temperature
         self._seed = config.seed
         self._lock = threading.Lock()
-        self._formatter = self._chat_formatter()
+        self._formatter = chat_formatter(self._llm)
         # The chat text before the user's message, for each system prompt formatted so far (at most a few:
         # the RAG and the no-RAG system prompts), with their tokens ...
         self._system_prefixes: dict[str, list[int]] = {}
@@ -168,28 +207,8 @@ class LlamaGenerator:
         # Each recent prompt's pieces, and which of them the chat template wrote (see `chat_layout`).
         self._layouts: dict[str, tuple[tuple[str, bool], ...]] = {}
 
-    def _chat_formatter(self) -> Any:
-        template = self._llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            return None
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        def special(token_id: int) -> str:
-            return self._llm.detokenize([token_id], special=True).decode("utf-8", errors="ignore")
-
-        return Jinja2ChatFormatter(
-            template,
-            eos_token=special(self._llm.token_eos()),
-            bos_token=special(self._llm.token_bos()),
-            add_generation_prompt=True,
-        )
-
     def format_chat(self, system: str, user: str) -> str:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        if self._formatter is None:  # a GGUF without a chat template: a plain, readable layout
-            text = f"{system}\n\nUser: {user}\nAssistant:"
-        else:
-            text = str(self._formatter(messages=messages).prompt)
+        text = format_messages(self._formatter, system, user)
         layout = chat_layout(text, [system, user])
         if len(self._layouts) >= _MAX_LAYOUTS:
             self._layouts.pop(next(iter(self._layouts)))
