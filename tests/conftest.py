@@ -17,6 +17,7 @@ from rag_engine.config import Config, load_config
 from rag_engine.engine import Engine
 from rag_engine.ingest.knowledge import KnowledgeBase
 from tests.fakes import EchoGenerator, HashingEmbedder
+from tests.servers import pg_schema, postgres_server  # noqa: F401  (the servers' fixtures, for every test)
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_KNOWLEDGE = REPO / "knowledge"
