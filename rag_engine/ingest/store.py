@@ -1,4 +1,5 @@
-"""Where the domain snapshots are kept between processes: the `DomainStore` seam, chosen by `[index] backend`.
+"""Where the domain snapshots are kept between processes: the `DomainStore` seam, chosen by `[index] backend`
+(`knowledge.open_store`).
 
 `NpzStore` ("faiss", the default) keeps one file per domain in the data folder (`storage.py`: the FAISS bytes
 and the metadata JSON, swapped atomically); `PgStore` ("pgvector", `pg_store.py`) keeps them in PostgreSQL.
