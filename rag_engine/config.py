@@ -27,6 +27,8 @@ MAX_K = 20
 # What retrieval ranks by (`retrieval.mode`, or per question): embeddings, words, or both fused.
 RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
 FUSION_METHODS = ("blend", "rrf")
+# Where the domains' vectors live (`index.backend`): FAISS files in the data folder, or a PostgreSQL table.
+INDEX_BACKENDS = ("faiss", "pgvector")
 DEFAULT_CONFIG_NAME = "config.toml"
 # Sections of config.toml that belong to a surface, not to the engine: the Discord bot's `[bot]`. The engine
 # accepts them and keeps their tables as they are (`Config.surface_tables`); it never reads them.
@@ -161,6 +163,23 @@ class WatchConfig:
 
 
 @dataclass(frozen=True)
+class IndexConfig:
+    # "faiss": one file per domain in the data folder, searched in memory. "pgvector": one PostgreSQL table
+    # (with the pgvector extension) that one indexer writes and any number of answer processes read.
+    backend: str = "faiss"
+    # pgvector: the environment variable that holds the connection string (it may hold a password, so it is
+    # never in the file, and never logged) ...
+    dsn_env: str = "RAGSCOPE_PG_DSN"
+    # ... the PostgreSQL schema of ragscope's tables ...
+    schema: str = "ragscope"
+    # ... the HNSW search breadth (raised to k when a question asks for more) ...
+    ef_search: int = 100
+    # ... and true for an answer process that only reads the table: it needs no knowledge folder, lists the
+    # domains the table holds and picks up the indexer's updates at each question.
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     loading: LoadingConfig = field(default_factory=LoadingConfig)
@@ -171,6 +190,7 @@ class Config:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     # The raw tables of the surfaces' sections (`SURFACE_SECTIONS`), unchecked: each surface builds and checks
     # its own settings from them with `section` (the bot: `bot.config.bot_config`).
     surface_tables: Mapping[str, Any] = field(default_factory=dict)
@@ -261,6 +281,7 @@ def load_config(path: str | Path | None = None) -> Config:
         prompt=section(PromptConfig, raw, "prompt"),
         generation=section(GenerationConfig, raw, "generation"),
         watch=section(WatchConfig, raw, "watch"),
+        index=section(IndexConfig, raw, "index"),
         surface_tables={name: raw[name] for name in SURFACE_SECTIONS if name in raw},
         source=config_path,
     )
@@ -344,6 +365,7 @@ def _validate(config: Config) -> None:
         raise ConfigError("watch.rebuild_debounce_seconds must be >= 0 and at most max_rebuild_delay_seconds")
     if "{question}" not in config.prompt.norag_template:
         raise ConfigError("prompt.norag_template must contain {question}")
+    _validate_index(config.index)
 
 
 GENERATION_BACKENDS = ("llama_cpp", "openai")
@@ -362,3 +384,14 @@ def _validate_backend(generation: GenerationConfig) -> None:
             raise ConfigError("generation.base_urls must be http:// or https:// URLs")
     if generation.connect_timeout_seconds <= 0 or generation.read_timeout_seconds <= 0:
         raise ConfigError("generation.connect_timeout_seconds and read_timeout_seconds must be above 0")
+
+
+def _validate_index(index: IndexConfig) -> None:
+    if index.backend not in INDEX_BACKENDS:
+        raise ConfigError(f"index.backend must be one of {', '.join(INDEX_BACKENDS)}, not {index.backend!r}")
+    if not (index.schema.isascii() and index.schema.isidentifier()) or not index.dsn_env:
+        raise ConfigError("index.schema must be a plain identifier and index.dsn_env a variable name")
+    if not 1 <= index.ef_search <= 1000:  # pgvector's own bounds
+        raise ConfigError("index.ef_search must be between 1 and 1000")
+    if index.read_only and index.backend != "pgvector":
+        raise ConfigError("index.read_only needs index.backend = \"pgvector\" (a FAISS index lives in one process)")

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag_engine.config import MAX_K, RETRIEVAL_MODES, Config
-from rag_engine.errors import IndexStoreError, QuestionError
+from rag_engine.errors import IndexStoreError, QuestionError, SnapshotReplacedError
 from rag_engine.explain.attention import AttentionModel
 from rag_engine.explain.build import build_view
 from rag_engine.explain.view import AttentionSource, PipelineView
@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # watchdog is imported only when a watcher is started
     from rag_engine.ingest.watcher import KnowledgeWatcher
 
 TokenSink = Callable[[str], None]
+# A search that finds its snapshot replaced by the indexer (pgvector) is run again on the new one, this often.
+SEARCH_ATTEMPTS = 3
 
 
 def generator_name(config: Config) -> str:
@@ -251,17 +253,16 @@ class Engine:
                     f"the {space.domain} index has dimension {space.index.dimension}, the embedder {len(query)}; "
                     "run `ragscope index` again"
                 )
-        retrieval = self.config.retrieval
-        hits = search(
-            query,
-            spaces,
-            top_k,
-            retrieval.mmr_lambda,
-            retrieval.mmr_candidates,
-            text=question,
-            mode=mode,
-            fusion=Fusion.from_config(retrieval),
-        )
+        retrieval, fusion = self.config.retrieval, Fusion.from_config(self.config.retrieval)
+        for attempt in range(1, SEARCH_ATTEMPTS + 1):
+            try:
+                hits = search(query, spaces, top_k, retrieval.mmr_lambda, retrieval.mmr_candidates,
+                              text=question, mode=mode, fusion=fusion)  # fmt: skip
+                break
+            except SnapshotReplacedError:  # the indexer committed a newer snapshot meanwhile: search that one
+                if attempt == SEARCH_ATTEMPTS:
+                    raise
+                spaces = [self._knowledge.latest(name).space for name in domains]
         timings["search"] = time.perf_counter() - clock
         return hits, query
 

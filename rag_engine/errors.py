@@ -90,3 +90,8 @@ class QuestionsFileError(RagError):
 
 class SquadError(RagError):
     """The SQuAD file cannot be read or is not in SQuAD format, or the knowledge folder holds other files."""
+
+
+class SnapshotReplacedError(IndexStoreError):
+    """The indexer committed a newer snapshot of a domain while a question was being answered from the old one
+    (pgvector: the table has moved on). Asking again answers from the new snapshot; the engine does so itself."""

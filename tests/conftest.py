@@ -17,7 +17,10 @@ from rag_engine.config import Config, load_config
 from rag_engine.engine import Engine
 from rag_engine.ingest.knowledge import KnowledgeBase
 from tests.fakes import EchoGenerator, HashingEmbedder
-from tests.servers import llama_server, llama_servers  # noqa: F401  (server fixtures, see tests/servers.py)
+
+# The test servers' fixtures, for every test (see tests/servers.py).
+from tests.servers_llama import llama_server, llama_servers  # noqa: F401
+from tests.servers_pg import pg_schema, postgres_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_KNOWLEDGE = REPO / "knowledge"

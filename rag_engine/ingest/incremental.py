@@ -236,8 +236,10 @@ def next_snapshot(
     scan: Scan,
     vectors: VectorSource,
     progress: Progress | None = None,
+    empty_index: Callable[[int], VectorIndex] = FaissIndex,
 ) -> tuple[DomainIndex, IndexUpdate] | None:
-    """Apply the folder's changes since `base` (None: index everything). None when nothing changed at all."""
+    """Apply the folder's changes since `base` (None: index everything). None when nothing changed at all.
+    `empty_index(dimension)` makes the index of a domain indexed from nothing (the store's kind)."""
     started = time.perf_counter()
     base_records = base.records if base is not None else {}
     to_read, gone = stale_files(base_records, scan)
@@ -257,7 +259,7 @@ def next_snapshot(
     if base is not None and (len(base.space.index) or matrix is None):
         index = base.space.index.copy()
     else:  # nothing indexed yet: the dimension is the model's
-        index = FaissIndex(matrix.shape[1] if matrix is not None else vectors.dimension())
+        index = empty_index(matrix.shape[1] if matrix is not None else vectors.dimension())
     index.remove(sorted(drop_ids))
     if matrix is not None:
         index.add([p.id for p in to_add], matrix)

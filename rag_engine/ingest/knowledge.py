@@ -1,11 +1,14 @@
 """The knowledge store: domains (subfolders of the knowledge folder), their current snapshots, persistence.
 
 `sync(domain)` brings a domain's index up to date with its folder: it starts from the snapshot in memory
-(else the one stored on disk, if it was made with the same model and chunking settings), lets
-`incremental.py` apply only what changed, writes the result atomically, then swaps it in with one reference
-assignment. Queries read whatever snapshot is current and never wait for, or see, an update in progress.
-Syncs of one domain are serialised; different domains do not block each other. Watching the folder for
-changes is `watcher.py`'s job; this module only reacts when asked.
+(else the stored one, if it was made with the same model and chunking settings), lets `incremental.py` apply
+only what changed, stores the result all at once, then swaps it in with one reference assignment. Where
+snapshots are stored is the `DomainStore`'s business (`store.py`: FAISS files, or PostgreSQL, by `[index]
+backend`); with PostgreSQL the store also says when another process (the indexer) wrote a newer snapshot,
+and a `read_only` knowledge base only ever reads the table, with no knowledge folder at all. Queries read
+whatever snapshot is current and never wait for, or see, an update in progress. Syncs of one domain are
+serialised; different domains do not block each other. Watching the folder for changes is `watcher.py`'s
+job; this module only reacts when asked.
 
 Listing the domains and walking a domain's folder go through the folder boundary (`folder.py`: nothing outside
 the resolved knowledge folder is listed or read); this module logs, once each, what the boundary refused or
@@ -19,26 +22,20 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, replace
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 from rag_engine.config import Config
 from rag_engine.errors import IndexStoreError, KnowledgeFolderReadError, UnknownDomainError
 from rag_engine.ingest.embed_cache import EmbeddingCache
 from rag_engine.ingest.folder import Scandir, Walk, domain_folders, walk_domain
-from rag_engine.ingest.incremental import DomainIndex, FileRecord, Progress, VectorSource, next_snapshot
-from rag_engine.ingest.storage import load_domain_index, remove_stale_temps, save_domain_index
-from rag_engine.records import DomainStats, IndexUpdate, Passage, SkippedFile
+from rag_engine.ingest.incremental import DomainIndex, Progress, VectorSource, next_snapshot
+from rag_engine.ingest.store import DomainStore, NpzStore, StoreConflictError, npz_path
+from rag_engine.records import DomainStats, IndexUpdate, SkippedFile
 from rag_engine.seams import Embedder
-from rag_engine.search.index import FaissIndex
-from rag_engine.search.lexical import Bm25Index
-from rag_engine.search.retrieval import SearchSpace
 
 log = logging.getLogger(__name__)
-
-# Bumped whenever the stored layout changes; an index of another format is rebuilt, not misread.
-INDEX_FORMAT = 2
 
 __all__ = ["DomainIndex", "KnowledgeBase", "Progress"]
 
@@ -55,6 +52,9 @@ class KnowledgeBase:
         self.config = config
         self.root = Path(config.paths.knowledge_dir)
         self.data_dir = Path(config.paths.data_dir)
+        self.store: DomainStore = open_store(config)
+        # An answer process that only reads the store (`index.read_only`): the domains are the stored ones.
+        self.read_only = config.index.read_only
         self.watched = False
         # How folders are listed: `os.scandir`. The seam tests use to make a folder fail as the OS would (root
         # reads folders that `chmod 000` closes to everyone else).
@@ -72,7 +72,9 @@ class KnowledgeBase:
     def domain_names(self) -> list[str]:
         """The domain folders: subfolders of the knowledge folder, neither hidden (`.x`) nor set aside (`_x`). A
         symlink counts only if it resolves to a folder inside the knowledge folder; the others are logged once
-        and listed by `refused_domains`."""
+        and listed by `refused_domains`. Read-only: the domains the store holds."""
+        if self.read_only:
+            return sorted(self.store.domains())
         names, refused = domain_folders(self.root, self.scandir)
         self._refused = refused
         for name, reason in refused.items():
@@ -109,18 +111,22 @@ class KnowledgeBase:
             log.warning(message, where, reason)
 
     def index_path(self, domain: str) -> Path:
-        return self.data_dir / "indexes" / f"{domain}.npz"
+        """Where the FAISS store keeps the domain's index."""
+        return npz_path(self.data_dir, domain)
 
     def cache_path(self) -> Path:
         return self.data_dir / "cache"
 
     # -- access --------------------------------------------------------------------------------------
     def get(self, domain: str, progress: Progress | None = None) -> DomainIndex:
-        """The domain's current snapshot (synced first unless a watcher keeps it fresh)."""
+        """The domain's current snapshot (synced first unless a watcher keeps it fresh; read-only: the newest
+        stored one)."""
         self.check_domain(domain)
         current = self._loaded.get(domain)
         if current is not None and self.watched:
             return current
+        if self.read_only:
+            return self.latest(domain)
         try:
             self.sync(domain, progress)
         except (KnowledgeFolderReadError, IndexStoreError) as exc:
@@ -138,32 +144,18 @@ class KnowledgeBase:
     def sync(self, domain: str, progress: Progress | None = None, full: bool = False) -> IndexUpdate:
         """Bring one domain's index up to date with its folder; `full` re-reads and re-embeds every file."""
         self.check_domain(domain)
+        if self.read_only:
+            raise IndexStoreError(f"cannot index {domain}: this process only reads the index (index.read_only)")
         started = time.perf_counter()
         with self._lock_for(domain):
-            previous = self._loaded.get(domain) or self._load_stored(domain)
-            if previous is not None:  # what queries get until a new snapshot is swapped in, even if this sync fails
-                self._loaded[domain] = previous
-            # A folder that cannot be listed raises here, before anything is read: the caller reports it, and
-            # the previous snapshot stays (a partial listing would read as deleted files).
-            walk = self._walk(domain)
-            base = None if full else previous
-            # A rebuild (forced, or because the stored index was made with other settings) continues the count.
-            last_version = previous.stats.version if previous is not None else self._stored_version(domain)
-            vectors = VectorSource(self._embedder, self.embedding_cache(), use_cache=not full)
-            result = next_snapshot(self.config, domain, base, walk.scan(), vectors, progress)
-            if result is None:  # nothing changed since `base`
-                assert base is not None
-                self._loaded[domain] = _with_walk_skips(base, walk.skipped)
-                return IndexUpdate(domain, base.stats.version, passages=base.stats.passages)
-            snapshot, update = result
-            if update.rebuilt and last_version:
-                version = last_version + 1
-                snapshot = replace(snapshot, stats=replace(snapshot.stats, version=version))
-                update = replace(update, version=version)
-            # A failed write (a full disk) raises before the swap: the previous snapshot stays, in memory and on
-            # disk, and `get` answers from it.
-            self._save(snapshot)
-            self._loaded[domain] = _with_walk_skips(snapshot, walk.skipped)  # the swap: one reference assignment
+            try:
+                update = self._sync(domain, progress, full)
+            except StoreConflictError as exc:  # another writer was first: start again from what it stored
+                log.warning("indexing %s again: %s", domain, exc)
+                update = self._sync(domain, progress, full)
+            if update is None:  # nothing changed
+                stats = self._loaded[domain].stats
+                return IndexUpdate(domain, stats.version, passages=stats.passages)
         update = replace(update, seconds=time.perf_counter() - started)  # reading, embedding and writing
         log.info(
             "updated %s to v%d: +%d ~%d -%d files, %d embedded, %d reused, %.2fs",
@@ -172,19 +164,67 @@ class KnowledgeBase:
         )  # fmt: skip
         return update
 
+    def _sync(self, domain: str, progress: Progress | None, full: bool) -> IndexUpdate | None:
+        """One attempt of `sync`, under the domain's lock: the update stored and swapped in, or None when
+        nothing changed since the current snapshot."""
+        previous = self.store.current(domain, self._loaded.get(domain))
+        if previous is not None:  # what queries get until a new snapshot is swapped in, even if this sync fails
+            self._loaded[domain] = previous
+        # A folder that cannot be listed raises here, before anything is read: the caller reports it, and
+        # the previous snapshot stays (a partial listing would read as deleted files).
+        walk = self._walk(domain)
+        base = None if full else previous
+        # A rebuild (forced, or because the stored index was made with other settings) continues the count.
+        last_version = previous.stats.version if previous is not None else self.store.stored_version(domain)
+        vectors = VectorSource(self._embedder, self.embedding_cache(), use_cache=not full)
+        empty = partial(self.store.empty_index, domain)
+        result = next_snapshot(self.config, domain, base, walk.scan(), vectors, progress, empty)
+        if result is None:  # nothing changed since `base`
+            assert base is not None
+            self._loaded[domain] = _with_walk_skips(base, walk.skipped)
+            return None
+        snapshot, update = result
+        if update.rebuilt and last_version:
+            version = last_version + 1
+            snapshot = replace(snapshot, stats=replace(snapshot.stats, version=version))
+            update = replace(update, version=version)
+        # A failed write (a full disk, a database gone) raises before the swap: the previous snapshot stays, in
+        # memory and in the store, and `get` answers from it.
+        self.store.save(snapshot)
+        self._loaded[domain] = _with_walk_skips(snapshot, walk.skipped)  # the swap: one reference assignment
+        return update
+
+    def latest(self, domain: str) -> DomainIndex:
+        """The newest stored snapshot, swapped in if it is newer than the one in memory (one revision check
+        when it is not), even while a watcher keeps this one: what a read-only `get` is, and what a search
+        whose snapshot another process replaced asks for. When the store cannot be read, the snapshot in
+        memory answers, as a sync that fails leaves it."""
+        with self._lock_for(domain):
+            kept = self._loaded.get(domain)
+            try:
+                current = self.store.current(domain, kept)
+            except IndexStoreError as exc:
+                if kept is None:
+                    raise
+                log.warning("answering from v%d of %s, not up to date: %s", kept.stats.version, domain, exc)
+                return kept
+            if current is None:
+                raise IndexStoreError(f"{domain} has no index made with these settings yet: the indexer makes it")
+            self._loaded[domain] = current
+            return current
+
     def forget(self, domain: str) -> IndexUpdate:
-        """Drop a domain whose folder is gone, from memory and from disk."""
+        """Drop a domain whose folder is gone, from memory and from the store."""
         with self._lock_for(domain):
             dropped = self._loaded.pop(domain, None)
-            self.index_path(domain).unlink(missing_ok=True)
+            self.store.forget(domain)
         log.info("domain %s removed", domain)
         version = dropped.stats.version if dropped is not None else 0
         return IndexUpdate(domain, version, domain_removed=True)
 
     def known_domains(self) -> set[str]:
-        """Domains with an index in memory or on disk (some may no longer have a folder)."""
-        stored = {p.stem for p in (self.data_dir / "indexes").glob("*.npz")}
-        return stored | set(self._loaded)
+        """Domains with an index in memory or in the store (some may no longer have a folder)."""
+        return self.store.domains() | set(self._loaded)
 
     def sync_all(self, progress: Callable[[str], Progress | None] | None = None) -> list[IndexUpdate]:
         """Sync every domain folder and forget the domains whose folder is gone."""
@@ -205,79 +245,14 @@ class KnowledgeBase:
                 self._cache = EmbeddingCache(self.cache_path(), self.config.embedding.model)
             return self._cache
 
-    def _settings(self) -> dict[str, Any]:
-        """Everything that changes the vectors or the passages; a stored index must match it exactly.
-        The model is named by config, so checking a stored index never needs to load the model."""
-        loading = asdict(self.config.loading)
-        return {
-            "format": INDEX_FORMAT,
-            "embedding_model": self.config.embedding.model,
-            "chunking": asdict(self.config.chunking),
-            "loading": {key: list(value) if isinstance(value, tuple) else value for key, value in loading.items()},
-        }
 
-    def _save(self, snapshot: DomainIndex) -> None:
-        stats = snapshot.stats
-        meta = {
-            "settings": self._settings(),
-            "version": stats.version,
-            "built_at": stats.built_at,
-            "updated_at": stats.updated_at,
-            "records": {rel: record.to_dict() for rel, record in snapshot.records.items()},
-            "passages": [p.to_dict() for p in snapshot.space.passages.values()],
-        }
-        index = snapshot.space.index
-        assert isinstance(index, FaissIndex)
-        save_domain_index(self.index_path(stats.domain), index, meta)
+def open_store(config: Config) -> DomainStore:
+    """The store `[index] backend` names; psycopg is imported only for "pgvector"."""
+    if config.index.backend == "pgvector":
+        from rag_engine.ingest.pg_store import PgStore
 
-    def _stored_version(self, domain: str) -> int:
-        """The version of the stored index even if it cannot be used (other settings): 0 if there is none."""
-        try:
-            _, meta = load_domain_index(self.index_path(domain))
-            return int(meta.get("version", 0))
-        except (FileNotFoundError, IndexStoreError, TypeError, ValueError):
-            return 0
-
-    def _load_stored(self, domain: str) -> DomainIndex | None:
-        path = self.index_path(domain)
-        if path.parent.is_dir():
-            remove_stale_temps(path.parent, time.time())
-        try:
-            index, meta = load_domain_index(path)
-        except FileNotFoundError:
-            return None
-        except IndexStoreError as exc:
-            log.warning("rebuilding %s: %s", domain, exc)
-            return None
-        if meta.get("settings") != self._settings():
-            log.info("rebuilding %s: it was indexed with other model, chunking or loading settings", domain)
-            return None
-        try:
-            records = {rel: FileRecord.from_dict(raw) for rel, raw in meta["records"].items()}
-            passages = {p.id: p for p in (Passage.from_dict(raw) for raw in meta["passages"])}
-            stats = DomainStats(
-                domain=domain,
-                files=tuple(sorted(rel for rel, rec in records.items() if rec.reason is None)),
-                passages=len(passages),
-                skipped=tuple(
-                    SkippedFile(rel, rec.reason, rec.failed) for rel, rec in sorted(records.items()) if rec.reason
-                ),
-                built_at=float(meta["built_at"]),
-                embedding_model=self.config.embedding.model,
-                updated_at=float(meta["updated_at"]),
-                version=int(meta["version"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("rebuilding %s: stored index metadata is malformed (%s)", domain, exc)
-            return None
-        if len(index) != len(passages):
-            log.warning("rebuilding %s: stored index has %d vectors for %d passages", domain, len(index), len(passages))
-            return None
-        # The lexical index is not stored: rebuilt from the passages (about 1 s for 14,000 on 2 cores), it cannot
-        # disagree with them, and the BM25 settings can change without a re-embedding.
-        retrieval = self.config.retrieval
-        lexical = Bm25Index.build({i: p.text for i, p in passages.items()}, retrieval.bm25_k1, retrieval.bm25_b)
-        return DomainIndex(stats, SearchSpace(domain, index, passages, lexical), records)
+        return PgStore(config)
+    return NpzStore(config)
 
 
 def _with_walk_skips(snapshot: DomainIndex, skipped: dict[str, str]) -> DomainIndex:

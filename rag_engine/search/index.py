@@ -1,4 +1,4 @@
-"""The `VectorIndex` seam and its FAISS implementation.
+"""The `VectorIndex` seam and its FAISS implementation (the PostgreSQL one is `pgvector_index.py`).
 
 The index maps stable 63-bit passage ids to vectors and answers k-nearest-neighbour queries with the true
 Euclidean distance (FAISS's flat L2 index returns squared distances; the square root is taken here, once).
@@ -32,8 +32,6 @@ class VectorIndex(Protocol):
     def copy(self) -> VectorIndex: ...
 
     def __len__(self) -> int: ...
-
-    def to_bytes(self) -> bytes: ...
 
 
 class FaissIndex:

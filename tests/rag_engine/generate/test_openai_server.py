@@ -25,7 +25,8 @@ from rag_engine.errors import ConfigError, ModelServerError
 from rag_engine.generate.generation import LlamaGenerator, generator_title
 from rag_engine.generate.openai_server import OpenAIServerGenerator, shown_url
 from tests.conftest import REPO, SHIPPED_KNOWLEDGE, write
-from tests.servers import LLAMA_SERVER_KEY, SERVED_MODEL, LlamaServer, free_loopback_port
+from tests.servers import free_port
+from tests.servers_llama import LLAMA_SERVER_KEY, SERVED_MODEL, LlamaServer
 
 KEY_ENV = "RAGSCOPE_TEST_MODEL_SERVER_KEY"
 SYSTEM = "You are a helpful assistant. Answer briefly."
@@ -205,7 +206,7 @@ def test_a_server_failing_after_the_first_token_gives_a_clear_error_and_no_secon
 
 @pytest.mark.real_models
 def test_all_servers_down_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    urls = [f"http://127.0.0.1:{free_loopback_port()}/v1" for _ in range(2)]
+    urls = [f"http://127.0.0.1:{free_port()}/v1" for _ in range(2)]
     monkeypatch.setenv(KEY_ENV, LLAMA_SERVER_KEY)
     generator = OpenAIServerGenerator(served(*urls, api_key_env=KEY_ENV))
     prompt = generator.format_chat(SYSTEM, QUESTION)
