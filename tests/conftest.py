@@ -17,6 +17,9 @@ from rag_engine.config import Config, load_config
 from rag_engine.engine import Engine
 from rag_engine.ingest.knowledge import KnowledgeBase
 from tests.fakes import EchoGenerator, HashingEmbedder
+from tests.servers import redis_server
+
+__all__ = ["redis_server"]  # the session's servers (tests/servers.py), for every test package
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_KNOWLEDGE = REPO / "knowledge"
