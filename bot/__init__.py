@@ -8,5 +8,10 @@ final message, through the generation queue `jobs` and `streaming` edits), `view
 the pipeline view too), `store` (channel domains and in-flight answers in SQLite),
 `uploads`, `permissions`, `cooldown`, `knowledge_events` (the watcher's updates on the event loop).
 
+Past one process (`ragscope run --role gateway|worker`): answers go through one seam, `job_queue.JobQueue`
+(this process's generation queue, or `redis_queue`, the gateway's side of a Redis Streams queue); `worker`
+is the answer worker that takes them; `wire` carries the records as JSON; `queueing` is what the queues
+share (position reports, the running median of job durations).
+
 Engine work runs off the event loop. Nothing in `rag_engine` imports from here.
 """

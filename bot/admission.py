@@ -44,7 +44,7 @@ def refusal(
         return NOT_IN_DMS if guild is None else NOT_HERE
     if queued:
         try:
-            bot.queue.check_room(user_id)
+            bot.answers.check_room(user_id)
         except QueueFullError as full:
             return str(full)
     if cooldown:

@@ -7,12 +7,14 @@ follow-ups. The callers differ only in where the message lives, an `AnswerMessag
 response (`InteractionAnswer`) or the bot's reply to a mention (`ReplyAnswer`). The question was checked
 once before (`Engine.check` → `Query`); the engine answers that `Query`.
 
-The engine runs in the generation queue's worker thread; tokens cross back into the loop through
-`ThrottledEditor`. Every queued job (answers, the pipeline view, `/eval answers`) goes through `queued`: it
-carries who asked (the queue's per-user bound) and the deadline of their interaction token (the queue drops a
-job that could not finish before it), and records the job's message in the bot's store while it is in
-flight, so a restart can finish the message. Formatting is `bot.render`'s; the buttons are `bot.views`'s
-(passed in as `buttons`, so this module does not depend on them).
+An answer is an `AnswerJob` for the bot's `JobQueue` (`RagBot.answers`, `bot.job_queue`): in one process the
+engine runs in the generation queue's worker thread, past one machine an answer worker generates it
+(`bot.redis_queue`); either way its tokens reach `ThrottledEditor`. The pipeline view and `/eval answers` go
+through `queued`, this process's generation queue. Every job carries who asked (the queue's per-user bound)
+and the deadline of their interaction token (the queue drops a job that could not finish before it), and its
+message is recorded in the bot's store while it is in flight (`in_flight`), so a restart can finish it.
+Formatting is `bot.render`'s; the buttons are `bot.views`'s (passed in as `buttons`, so this module does not
+depend on them).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -29,7 +32,8 @@ import discord
 
 from bot.admission import refusal
 from bot.errors import AnswerDropped, JobExpiredError
-from bot.jobs import PositionCallback
+from bot.job_queue import AnswerJob
+from bot.queueing import PositionCallback
 from bot.render.answer import (
     answer_body,
     answer_content,
@@ -88,21 +92,29 @@ class Asker:
 
 
 async def queued(bot: RagBot, work: Callable[[], T], asker: Asker, on_position: PositionCallback | None = None) -> T:
-    """Run `work` in the generation queue for `asker`; its message is recorded as in flight meanwhile.
+    """Run `work` in this process's generation queue for `asker`; its message is recorded as in flight meanwhile.
 
     Raises `QueueFullError` at once over a bound, `JobExpiredError` if the job was dropped at its deadline. A
     cancelled wait (the bot shutting down) leaves the record for the next start to finish the message.
     """
     bot.queue.check_room(asker.user_id)  # before the record: a refused job costs no write
+    async with in_flight(bot, asker):
+        ticket = bot.queue.submit(work, on_position, user_id=asker.user_id, deadline=asker.deadline)
+        return await ticket.result()
+
+
+@asynccontextmanager
+async def in_flight(bot: RagBot, asker: Asker) -> AsyncIterator[None]:
+    """`asker`'s message is recorded in the bot's store while the block runs, so a restart can finish it.
+
+    An exception forgets the record; a cancellation (a BaseException: the bot shutting down) keeps it."""
     record = await asyncio.to_thread(bot.domains.add_in_flight, asker.where) if asker.where is not None else None
     try:
-        ticket = bot.queue.submit(work, on_position, user_id=asker.user_id, deadline=asker.deadline)
-        result = await ticket.result()
-    except Exception:  # not CancelledError (a BaseException): a shutdown keeps the record
+        yield
+    except Exception:
         await _forget(bot, record)
         raise
     await _forget(bot, record)
-    return result
 
 
 async def _forget(bot: RagBot, record: int | None) -> None:
@@ -284,11 +296,11 @@ async def stream_answer(bot: RagBot, query: Query, use_rag: bool, edit: Edit, *,
             if position > 0 and not editor.text:
                 await edit(status_content(title, queue_status(position)))
 
-    def work() -> Answer:
-        return bot.engine.answer(query, use_rag=use_rag, on_token=editor.feed)
-
+    job = AnswerJob(query, use_rag, asker.user_id, asker.deadline)
     try:
-        answer = await queued(bot, work, asker, show_position)
+        bot.answers.check_room(asker.user_id)  # before the record: a refused job costs no write
+        async with in_flight(bot, asker):
+            answer = await bot.answers.answer(job, editor, show_position)
     except asyncio.CancelledError:
         # Shutting down: no last edit (the connection is closing); the next start finishes the message.
         await editor.stop()

@@ -7,8 +7,12 @@ tree is `bot.errors.ReportingTree`. On start it registers its slash commands onl
 when their definition changed since the last registration (a hash under the data directory), and starts the
 knowledge watcher, whose updates wake anyone waiting for a domain to change (an upload waiting to become
 searchable). Before it connects, it finishes the answers a previous run left in flight (recorded in the
-store by `bot.answering.queued`): each such message gets "interrupted by a restart" instead of sitting at
+store by `bot.answering.in_flight`): each such message gets "interrupted by a restart" instead of sitting at
 "In the queue" or half streamed forever. Commands themselves live in `bot/cogs/`.
+
+Answers go to `answers` (`bot.job_queue.JobQueue`): this process's generation queue, or, for a gateway, the
+Redis queue its answer workers take from. `make_bot` builds the sharded client (`ShardedRagBot`, discord.py's
+`AutoShardedBot`) when `bot.shard_count` is set.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from discord.ext import commands
 from bot.config import BotConfig, bot_config
 from bot.cooldown import Cooldowns
 from bot.errors import ReportingTree
+from bot.job_queue import JobQueue, LocalJobQueue
 from bot.jobs import GenerationQueue
 from bot.knowledge_events import UpdateFeed, start_watching
 from bot.store import DomainStore, InFlight, parse_guild_domains
@@ -63,6 +68,7 @@ class RagBot(commands.Bot):
         settings: BotConfig | None = None,
         *,
         watch: bool = True,
+        answers: JobQueue | None = None,
         **options: Any,
     ) -> None:
         options.setdefault("guild_ready_timeout", 1.0)
@@ -80,6 +86,8 @@ class RagBot(commands.Bot):
         self.settings = settings if settings is not None else bot_config(config)
         self.engine = engine
         self.queue = GenerationQueue(self.settings.max_queued_per_user, self.settings.max_queue_length)
+        # Where answers are generated: None = this process's generation queue (`answers`).
+        self._answers = answers
         self.cooldowns = Cooldowns(self.settings.cooldown_burst, self.settings.cooldown_seconds)
         self.state_dir = Path(config.paths.data_dir) / "bot"
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +104,7 @@ class RagBot(commands.Bot):
         # Logged in, not yet connected: REST works, and no new answer can be recorded before the old ones go.
         await self.finish_interrupted_answers()
         await self.queue.start()
+        await self.answers.start()
         await self.sync_commands_if_changed()
         if self._watch:
             self.watcher, feed = await start_watching(self.engine)
@@ -106,9 +115,16 @@ class RagBot(commands.Bot):
             self._feed_task.cancel()
         if self.watcher is not None:
             await asyncio.to_thread(self.watcher.stop)
+        await self.answers.stop()
         await self.queue.stop()
         await super().close()
         self.domains.close()
+
+    @property
+    def answers(self) -> JobQueue:
+        """Where answers are generated: the one given (Redis, for a gateway), else this process's generation
+        queue, whichever `queue` is now (tests swap it for one with a fake clock)."""
+        return self._answers if self._answers is not None else LocalJobQueue(self.queue, self.engine)
 
     async def finish_interrupted_answers(self) -> int:
         """Edit every answer a previous run left in flight to say it was interrupted, then forget them all.
@@ -184,3 +200,16 @@ class RagBot(commands.Bot):
         if domain is not None and domain not in self.engine.domains():
             return None  # the folder was removed since: fall back to all domains
         return domain
+
+
+class ShardedRagBot(RagBot, commands.AutoShardedBot):
+    """`RagBot` over discord.py's `AutoShardedClient`: one gateway connection per shard (`bot.shard_count`),
+    of which this process runs `bot.shard_ids` (all when empty); Discord routes each guild to one shard."""
+
+
+def make_bot(config: Config, engine: Engine, settings: BotConfig, **options: Any) -> RagBot:
+    """The bot `settings` ask for: sharded when `bot.shard_count` is set, else the plain client (the default)."""
+    if not settings.shard_count:
+        return RagBot(config, engine, settings, **options)
+    shard_ids = list(settings.shard_ids) or None
+    return ShardedRagBot(config, engine, settings, shard_count=settings.shard_count, shard_ids=shard_ids, **options)

@@ -5,8 +5,11 @@ The engine's `load_config` accepts the `[bot]` section without reading it (it ke
 (`rag_engine.config.section`: unknown names and wrong types are errors, every setting has a default) and
 checks the values the bot depends on. Errors are `ConfigError`s with the setting's name, like the engine's.
 
-Not here: the engine's settings (`rag_engine.config`), the token itself (only the name of the environment
-variable that holds it; reading it is `bot.app`'s).
+The settings for more than one process (`queue_backend`, Redis, shards) are `[bot]` settings too, checked by
+`validate_scale`: the engine's config accepts only the `[bot]` surface section.
+
+Not here: the engine's settings (`rag_engine.config`), the token and the Redis URL themselves (only the names
+of the environment variables that hold them; reading them is `bot.app`'s).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from rag_engine.config import Config, section
 from rag_engine.errors import ConfigError
 
 SECTION = "bot"
+QUEUE_BACKENDS = ("local", "redis")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,19 @@ class BotConfig:
     sources_per_page: int = 4
     # A guild's default domain, as "guild_id=domain" entries; channels may switch with /domain.
     guild_domains: tuple[str, ...] = ()
+    # Past one process (`ragscope run --role gateway|worker`): "local" answers in this process's generation
+    # queue; "redis" puts the questions on a Redis stream that answer workers, on any machine, take.
+    queue_backend: str = "local"
+    # The name of the environment variable holding the Redis URL (it may hold a password: never in config or logs).
+    redis_url_env: str = "RAGSCOPE_REDIS_URL"
+    # Every Redis key starts with this, so several bots can share one Redis.
+    queue_name: str = "ragscope"
+    # A question whose worker has not reported for this long (it died) is taken again by another worker.
+    visibility_timeout_seconds: float = 30.0
+    # Discord shards: 0 = one connection, not sharded (the default); n = an AutoShardedClient over n shards, of
+    # which this process runs `shard_ids` (empty: all n), so several gateway processes can split them.
+    shard_count: int = 0
+    shard_ids: tuple[int, ...] = ()
 
 
 def bot_config(config: Config) -> BotConfig:
@@ -61,7 +78,25 @@ def validate(bot: BotConfig) -> None:
         raise ConfigError("bot.sources_per_page and bot.max_upload_bytes must be at least 1")
     if bot.max_queued_per_user < 1 or bot.max_queue_length < bot.max_queued_per_user:
         raise ConfigError("bot.max_queued_per_user must be at least 1 and bot.max_queue_length at least as large")
+    validate_scale(bot)
     for entry in bot.guild_domains:
         guild, _, domain = entry.partition("=")
         if not guild.strip().isdigit() or not domain.strip():
             raise ConfigError(f'bot.guild_domains entries look like "123456789=history", not {entry!r}')
+
+
+def validate_scale(bot: BotConfig) -> None:
+    """The settings for more than one process: the queue's backend and Redis, the shards."""
+    if bot.queue_backend not in QUEUE_BACKENDS:
+        raise ConfigError(f"bot.queue_backend must be one of {', '.join(QUEUE_BACKENDS)}, not {bot.queue_backend!r}")
+    if bot.visibility_timeout_seconds <= 0 or not bot.queue_name.strip() or not bot.redis_url_env.strip():
+        raise ConfigError("bot.visibility_timeout_seconds must be > 0; bot.queue_name and bot.redis_url_env non-empty")
+    if bot.shard_count < 0:
+        raise ConfigError("bot.shard_count must be 0 (not sharded) or the number of shards")
+    if bot.shard_ids and not bot.shard_count:
+        raise ConfigError("bot.shard_ids needs bot.shard_count (the total number of shards)")
+    for shard in bot.shard_ids:
+        if type(shard) is not int or not 0 <= shard < bot.shard_count:
+            raise ConfigError(f"bot.shard_ids entries are shard numbers 0..{bot.shard_count - 1}, not {shard!r}")
+    if len(set(bot.shard_ids)) != len(bot.shard_ids):
+        raise ConfigError("bot.shard_ids lists a shard twice")

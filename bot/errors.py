@@ -58,6 +58,18 @@ class JobExpiredError(RagError):
         )
 
 
+class WorkerError(RagError):
+    """An answer worker (another process, `bot.worker`) could not answer: the reason it sent (a `RagError`'s
+    text, written for users) or, for anything else, the generic sentence; the traceback is in its log."""
+
+
+class QueueUnavailableError(RagError):
+    """The Redis queue between this gateway and its answer workers cannot be reached."""
+
+    def __init__(self) -> None:
+        super().__init__("⚠️ I can't reach my answer workers right now (the queue is down). Please try again soon.")
+
+
 class UploadError(RagError):
     """An upload was refused; `str(err)` tells the uploader why."""
 

@@ -22,25 +22,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import statistics
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from bot.errors import JobExpiredError, QueueFullError
+from bot.queueing import INITIAL_JOB_SECONDS, JobTimes, PositionCallback, PositionReporter
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-PositionCallback = Callable[[int], Awaitable[None]]
-
-# How many recent job durations the running median looks at: enough to ignore one slow /eval, few enough to
-# follow a machine that got busier.
-DURATION_SAMPLES = 31
-# The per-job estimate before any job has been timed (a short answer on a CPU takes a few seconds).
-INITIAL_JOB_SECONDS = 5.0
+__all__ = ["GenerationQueue", "PositionCallback", "Ticket"]
 
 
 class Ticket(Generic[T]):
@@ -57,17 +51,17 @@ class Ticket(Generic[T]):
     ) -> None:
         self._queue = queue
         self._work = work
-        self._on_position = on_position
         # Who asked (for the per-user bound; None counts for nobody) and by when, in the queue's clock
         # (epoch seconds), the job must have finished to be of any use (None: no deadline).
         self.user_id = user_id
         self.deadline = deadline
         self._future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         # Jobs ahead of this one, the running one included; 0 = running (or about to run on an idle queue).
-        self.position = position
-        # The last position handed to on_position; a delivery task catches up with `position` (see _report).
-        self._reported = 0
-        self._reporter: asyncio.Task[None] | None = None
+        self._positions = PositionReporter(on_position, position, queue._track, lambda: self.done)
+
+    @property
+    def position(self) -> int:
+        return self._positions.position
 
     @property
     def done(self) -> bool:
@@ -92,34 +86,11 @@ class Ticket(Generic[T]):
 
     # -- used by the queue ----------------------------------------------------------------------------------
     def _move_to(self, position: int) -> None:
-        if position == self.position:
-            return
-        self.position = position
-        self._report()
+        self._positions.move_to(position)
 
     def _report(self) -> None:
-        """Deliver the position to on_position without holding up the worker (an edit is an HTTP call).
-
-        One delivery task per ticket awaits the callbacks one after another, so they arrive in order; if the
-        position moves again while a callback is still running, the task reports only the newest value:
-        bursts coalesce instead of queueing stale edits against Discord's rate limits.
-        """
-        if self._on_position is None or self.done:
-            return
-        if self._reporter is None or self._reporter.done():
-            self._reporter = asyncio.get_running_loop().create_task(self._deliver())
-            self._queue._track(self._reporter)
-
-    async def _deliver(self) -> None:
-        assert self._on_position is not None
-        while self._reported != self.position and not self.done:
-            position = self.position
-            try:
-                await self._on_position(position)
-            except Exception:
-                # A failed "you are #n" edit must not stop the queue or the job.
-                log.warning("queue position callback failed", exc_info=True)
-            self._reported = position
+        # In its own task, in order, coalesced: an edit is an HTTP call and must not hold up the worker.
+        self._positions.report()
 
     def _start(self) -> None:
         # Set before the worker's repositioning so the job's own "now running" (0) report is not duplicated.
@@ -149,8 +120,7 @@ class GenerationQueue:
         self.max_length = max_length
         self._clock = clock
         self._timer = timer
-        self._initial_job_seconds = initial_job_seconds
-        self._durations: deque[float] = deque(maxlen=DURATION_SAMPLES)
+        self._times = JobTimes(initial_job_seconds)
         self._current_started = 0.0
         # Any: the queue holds tickets of every result type and never looks at their values.
         self._waiting: deque[Ticket[Any]] = deque()
@@ -173,13 +143,12 @@ class GenerationQueue:
     @property
     def measured_job_seconds(self) -> float | None:
         """The median duration of the recent jobs that ran to the end; None before the first one."""
-        return statistics.median(self._durations) if self._durations else None
+        return self._times.measured
 
     @property
     def job_seconds(self) -> float:
         """The estimate for one job: the measured median, or the initial guess before anything was timed."""
-        measured = self.measured_job_seconds
-        return self._initial_job_seconds if measured is None else measured
+        return self._times.estimate
 
     def jobs_of(self, user_id: int) -> int:
         """How many jobs of this user are waiting or running."""
@@ -316,7 +285,7 @@ class GenerationQueue:
             else:
                 # Only jobs that ran to the end are timed: a failure is usually quick and says nothing about
                 # how long the next answer takes.
-                self._durations.append(max(0.0, self._timer() - self._current_started))
+                self._times.add(self._timer() - self._current_started)
                 if not ticket.done:
                     ticket._future.set_result(value)
             finally:

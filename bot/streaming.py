@@ -5,7 +5,8 @@ text under a lock (so `finish` always sees every piece, whatever the callback or
 loop with `loop.call_soon_threadsafe`: asyncio objects and discord.py must only be touched on the loop. On
 the loop, at most one edit is in flight and edits start at most once per interval (the first one as soon as
 the first piece arrives); every edit carries the whole text so far, so an edit that fails loses nothing, the
-next one catches up.
+next one catches up. `restart` empties the text when an answer starts over (a question taken again by another
+answer worker, `bot.redis_queue`).
 
 Not here: what the message looks like (`render`, passed in: `bot.render.answer.answer_content`), the final message
 with buttons and sources (`bot.answering.deliver_answer`).
@@ -62,6 +63,18 @@ class ThrottledEditor:
         """Any thread: add a piece of text. Wakes the loop once per batch, not once per piece."""
         with self._lock:
             self._pieces.append(piece)
+        self._nudge()
+
+    def restart(self) -> None:
+        """Any thread: drop the text so far, because the answer starts over (its worker died and another one
+        took the question again); the next edit shows the empty message, then the new text streams in."""
+        with self._lock:
+            self._pieces.clear()
+        self._nudge()
+
+    def _nudge(self) -> None:
+        # A wake already on its way reads the text when it runs, so it sees what was just changed.
+        with self._lock:
             if self._wake_pending:
                 return
             self._wake_pending = True

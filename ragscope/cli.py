@@ -58,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--rebuild", action="store_true", help="re-read and re-embed every file (ignore the cache)")
     index.add_argument("--json", action="store_true", help="print status as JSON")
 
-    run = commands.add_parser("run", help="run the Discord bot (token from the environment; see README)")
-    run.add_argument("bot_args", nargs=argparse.REMAINDER, help="options for the bot: --config, --knowledge, ...")
+    run = commands.add_parser(
+        "run", help="run the Discord bot (token from the environment; --role gateway|worker|all, see README)"
+    )
+    run.add_argument(
+        "bot_args", nargs=argparse.REMAINDER, help="options for the bot: --role, --config, --knowledge, ..."
+    )
 
     watch = commands.add_parser("watch", help="keep the stored indexes in step with the knowledge folder")
     common_options(watch)

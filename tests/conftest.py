@@ -21,6 +21,7 @@ from tests.fakes import EchoGenerator, HashingEmbedder
 # The test servers' fixtures, for every test (see tests/servers.py).
 from tests.servers_llama import llama_server, llama_servers  # noqa: F401
 from tests.servers_pg import pg_schema, postgres_server  # noqa: F401
+from tests.servers_redis import redis_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_KNOWLEDGE = REPO / "knowledge"

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from typing import NoReturn
 
 import pytest
+
+STOP_SECONDS = 5.0
 
 
 def servers_required() -> bool:
@@ -33,3 +36,15 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate by pid, wait with a timeout, kill if it did not go."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_SECONDS)
