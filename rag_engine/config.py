@@ -21,6 +21,7 @@ from rag_engine.errors import ConfigError
 from rag_engine.settings import (
     CONFIG_ENV,
     DEFAULT_CONFIG_NAME,
+    EMBEDDING_BACKENDS,
     FUSION_METHODS,
     INDEX_BACKENDS,
     MAX_K,
@@ -43,6 +44,7 @@ from rag_engine.settings import (
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_CONFIG_NAME",
+    "EMBEDDING_BACKENDS",
     "FUSION_METHODS",
     "INDEX_BACKENDS",
     "MAX_K",
@@ -226,6 +228,7 @@ def _validate(config: Config) -> None:
     if "{question}" not in config.prompt.norag_template:
         raise ConfigError("prompt.norag_template must contain {question}")
     _validate_index(config.index)
+    _validate_embedding(config.embedding)
 
 
 GENERATION_BACKENDS = ("llama_cpp", "openai")
@@ -255,3 +258,16 @@ def _validate_index(index: IndexConfig) -> None:
         raise ConfigError("index.ef_search must be between 1 and 1000")
     if index.read_only and index.backend != "pgvector":
         raise ConfigError("index.read_only needs index.backend = \"pgvector\" (a FAISS index lives in one process)")
+    if index.approximate_above_passages < 1:
+        raise ConfigError("index.approximate_above_passages must be at least 1")
+
+
+def _validate_embedding(embedding: EmbeddingConfig) -> None:
+    if embedding.backend not in EMBEDDING_BACKENDS:
+        known = ", ".join(EMBEDDING_BACKENDS)
+        raise ConfigError(f"embedding.backend must be one of {known}, not {embedding.backend!r}")
+    if embedding.backend != "torch" and embedding.device != "cpu":
+        # ONNX Runtime is installed with its CPU provider only; a GPU runs the torch backend.
+        raise ConfigError(f'embedding.backend = "{embedding.backend}" runs on the CPU: set embedding.device = "cpu"')
+    if embedding.batch_size < 1:
+        raise ConfigError("embedding.batch_size must be at least 1")

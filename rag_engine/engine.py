@@ -3,7 +3,8 @@
 
 embed query → search (dense kNN, BM25 or both fused; optional MMR) → distance threshold → build prompt →
 generate (stream) → `Answer`.
-Models are created on first use and kept (a `ragscope domains` never loads the language model). This module
+Models are created on first use and kept (a `ragscope domains` never loads the language model); the language
+model starts loading in the background as a question comes in, while it is embedded and searched. This module
 wires the steps together; each step lives in its own module and knows nothing of the others.
 """
 
@@ -30,7 +31,7 @@ from rag_engine.generate.grounding import mark_tokens
 from rag_engine.generate.prompt import build_norag_prompt, build_rag_prompt
 from rag_engine.generate.verification import check_answer, whole_documents
 from rag_engine.ingest.embed_cache import EmbeddingCache
-from rag_engine.ingest.embedding import SentenceTransformerEmbedder
+from rag_engine.ingest.embedding import SentenceTransformerEmbedder, embedding_title
 from rag_engine.ingest.incremental import DomainIndex
 from rag_engine.ingest.knowledge import KnowledgeBase, Progress
 from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate, Passage, Query
@@ -63,7 +64,7 @@ class Engine:
     ) -> None:
         self.config = config
         self._embedder = Lazy(embedder or (lambda: SentenceTransformerEmbedder(config.embedding)))
-        self._generator = Lazy(generator or (lambda: make_generator(config.generation)))
+        self._generator = Lazy(generator or (lambda: make_generator(config.generation, config.prompt.system)))
         # The pipeline view's attention model: a second copy of the generator, made only when a view asks.
         self._attention = Lazy(attention or (lambda: AttentionModel(config.generation)))
         # A store may be handed in (tests that watch its syncs); by default the engine makes its own.
@@ -192,6 +193,7 @@ class Engine:
         started = time.perf_counter()
         if not isinstance(query, Query):
             query = self.check(query, domain, k, mode)
+        self._generator.start()  # loads (if not yet) while the question is embedded and searched
         question, domain, top_k, mode = query.question, query.domain, query.k, query.mode
         timings: dict[str, float] = {}
         if not use_rag:
@@ -271,7 +273,7 @@ class Engine:
         return self._knowledge.get(domain).space.passages.values()
 
     def _models(self) -> dict[str, str]:
-        return {"embedding": self.config.embedding.model, "generator": generator_name(self.config)}
+        return {"embedding": embedding_title(self.config.embedding), "generator": generator_name(self.config)}
 
     def _not_covered(
         self,

@@ -3,7 +3,8 @@ evidence sentences (`generate/evidence.py`). It lives above the sub-packages so 
 another for it; the sentence-transformers implementation is `ingest/embedding.py`.
 
 The other seams sit with their step: `VectorIndex` in `search/index.py`, `Generator` in `generate/generation.py`.
-`Lazy` is how the engine holds the models it is handed (or makes): created once, on first use.
+`Lazy` is how the engine holds the models it is handed (or makes): created once, on first use, or started in
+the background ahead of that use (`start`), the use then waiting for it.
 """
 
 from __future__ import annotations
@@ -29,15 +30,53 @@ class Embedder(Protocol):
 
 
 class Lazy(Generic[T]):
-    """Create a heavy object once, on first use, from any thread (a factory that fails is asked again)."""
+    """Create a heavy object once, on first use, from any thread (a factory that fails is asked again).
+
+    `start()` begins creating it in a background thread, so that the caller can do other work meanwhile; the
+    first call then waits for that thread, and if the factory failed there, the call raises the very error the
+    factory raised (once: the call after that asks the factory again)."""
 
     def __init__(self, factory: Callable[[], T]) -> None:
         self._factory = factory
         self._value: T | None = None
+        # Held while the factory runs (callers wait on it); `_state` guards the two fields below only briefly,
+        # so that `start` never waits for a factory. Taken in that order, when both are.
         self._lock = threading.Lock()
+        self._state = threading.Lock()
+        self._loading: threading.Thread | None = None
+        self._failure: Exception | None = None
+
+    def start(self) -> None:
+        """Create the object in a background thread, unless it is made or being made already."""
+        with self._state:
+            if self._value is not None or self._loading is not None:
+                return
+            # Not a daemon: a process that ends while a model is still loading waits for the load rather than
+            # stopping a thread inside native code (llama.cpp) while the interpreter shuts down.
+            self._loading = threading.Thread(target=self._create, name="lazy-load", daemon=False)
+            self._loading.start()
+
+    def _create(self) -> None:
+        with self._lock:
+            if self._value is not None:
+                return
+            try:
+                self._value = self._factory()
+            except Exception as exc:  # handed to the caller that needs the object (a thread has no one to tell)
+                with self._state:
+                    self._failure = exc
 
     def __call__(self) -> T:
+        loading = self._loading
+        if loading is not None:
+            loading.join()
         with self._lock:
+            with self._state:
+                if self._loading is loading:
+                    self._loading = None
+                failure, self._failure = self._failure, None
+            if failure is not None:
+                raise failure
             if self._value is None:
                 self._value = self._factory()
             return self._value

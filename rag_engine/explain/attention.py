@@ -160,9 +160,25 @@ class AttentionModel:
 
 def _converted_folder(path: Path, cache: Path) -> Path:
     """Where the de-quantised copy of `path` is kept: named by the GGUF's name, size and mtime, so a changed
-    file is converted again."""
+    file is converted again, and by the transformers version that converted it (another version may not read
+    it, or tokenize it the same way)."""
+    from transformers import __version__ as transformers_version
+
     stat = path.stat()
-    return cache / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
+    return cache / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}-tf{transformers_version}"
+
+
+def _adds_bos(path: Path) -> bool | None:
+    """The GGUF's own rule for a leading BOS token (`tokenizer.ggml.add_bos_token`), which llama.cpp follows
+    and transformers' GGUF reader does not always (4.57 gives SmolLM2 a BOS); None when the file does not say.
+    Reading the header first also turns "not a GGUF file" into the same reason whatever the transformers."""
+    import gguf
+
+    try:
+        field = gguf.GGUFReader(str(path)).fields.get("tokenizer.ggml.add_bos_token")
+    except Exception as exc:  # the reader raises ValueError, struct or numpy errors on a foreign file
+        raise AttentionUnavailable(f"transformers cannot read {path.name} for attention: not a GGUF file") from exc
+    return None if field is None else bool(field.parts[field.data[0]][0])
 
 
 def _read_model(path: Path, cache: Path | None = None) -> _Loaded:
@@ -170,7 +186,6 @@ def _read_model(path: Path, cache: Path | None = None) -> _Loaded:
     0.5B model on 2 cores), so the result is saved once under `cache` (safetensors) and read from there after."""
     if not path.is_file():
         raise AttentionUnavailable(f"GGUF model file not found: {path}")
-    converted = _converted_folder(path, cache) if cache is not None else None
     # The model is on disk: it must never reach for the Hugging Face hub (no network at run time).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -184,30 +199,34 @@ def _read_model(path: Path, cache: Path | None = None) -> _Loaded:
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     folder, name = str(path.parent), path.name
+    adds_bos = _adds_bos(path)
+    converted = _converted_folder(path, cache) if cache is not None else None
     if converted is not None and (converted / "config.json").is_file():
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(converted))
+            tokenizer = AutoTokenizer.from_pretrained(str(converted))  # type: ignore[no-untyped-call]
             model = AutoModelForCausalLM.from_pretrained(str(converted), attn_implementation="eager")
-            return _checked(tokenizer, model, name)
+            return _checked(tokenizer, model, name, adds_bos)
         except (OSError, ValueError):
             pass  # a damaged copy: convert again from the GGUF
     try:
         with _no_dequantize_progress_bar():
-            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)  # type: ignore[no-untyped-call]
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, attn_implementation="eager")
     # transformers' GGUF reader fails in many ways (not a GGUF, an architecture or quantisation it does not
     # know, a missing tensor); every one of them means "no attention for this model".
     except Exception as exc:
         raise AttentionUnavailable(f"transformers cannot read {name} for attention: {_reason(exc)}") from exc
-    loaded = _checked(tokenizer, model, name)
+    loaded = _checked(tokenizer, model, name, adds_bos)
     if converted is not None:
         _save_converted(tokenizer, model, converted)
     return loaded
 
 
-def _checked(tokenizer: Any, model: Any, name: str) -> _Loaded:
+def _checked(tokenizer: Any, model: Any, name: str, adds_bos: bool | None) -> _Loaded:
     if not getattr(tokenizer, "is_fast", False):
         raise AttentionUnavailable(f"{name}: transformers gives no fast tokenizer, so tokens cannot be placed")
+    if adds_bos is not None and hasattr(tokenizer, "add_bos_token"):
+        tokenizer.add_bos_token = adds_bos  # the prompt's tokens must be the ones llama.cpp counted
     model.eval()
     if not _attention_modules(model):
         raise AttentionUnavailable(f"{name}: the model's layers are not laid out as expected (no self_attn)")

@@ -8,9 +8,14 @@ from rag_engine.config import GenerationConfig
 from rag_engine.generate.generation import Generator, LlamaGenerator
 
 
-def make_generator(config: GenerationConfig) -> Generator:
+def make_generator(config: GenerationConfig, warm_system: str = "") -> Generator:
+    """The generator `config` names. In process, `warm_system` (the RAG system prompt) is evaluated right after
+    the model loads, so the first question pays only for its own tokens; a server keeps its own cache."""
     if config.backend == "openai":
         from rag_engine.generate.openai_server import OpenAIServerGenerator
 
         return OpenAIServerGenerator(config)
-    return LlamaGenerator(config)
+    generator = LlamaGenerator(config)
+    if warm_system:
+        generator.warm(warm_system)
+    return generator

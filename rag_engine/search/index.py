@@ -1,4 +1,5 @@
-"""The `VectorIndex` seam and its FAISS implementation (the PostgreSQL one is `pgvector_index.py`).
+"""The `VectorIndex` seam and its exact FAISS implementation (the approximate one, for big domains, is
+`approximate.py`; the PostgreSQL one is `pgvector_index.py`).
 
 The index maps stable 63-bit passage ids to vectors and answers k-nearest-neighbour queries with the true
 Euclidean distance (FAISS's flat L2 index returns squared distances; the square root is taken here, once).
@@ -35,7 +36,10 @@ class VectorIndex(Protocol):
 
 
 class FaissIndex:
-    """Exact search (IndexFlatL2) under an id map, so passages can be added and removed by id."""
+    """Exact search (IndexFlatL2) under an id map, so passages can be added and removed by id. A big domain's
+    index is approximate instead (`approximate.py`)."""
+
+    kind = "exact"
 
     def __init__(self, dimension: int, _index: Any = None) -> None:
         import faiss
@@ -75,6 +79,15 @@ class FaissIndex:
             return np.zeros((0, self.dimension), np.float32)
         return np.vstack(rows).astype(np.float32)
 
+    def items(self) -> tuple[Ids, Floats]:
+        """Every (id, vector) held, in insertion order: what a move to an approximate index starts from."""
+        import faiss
+
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if not len(ids):
+            return ids, np.zeros((0, self.dimension), np.float32)
+        return ids, np.asarray(self._index.index.reconstruct_n(0, len(ids)), dtype=np.float32)
+
     def copy(self) -> FaissIndex:
         """An independent copy: updates are applied to a copy while queries keep searching the original."""
         import faiss
@@ -94,4 +107,6 @@ class FaissIndex:
         import faiss
 
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        if not isinstance(index, faiss.IndexIDMap2):  # an approximate one: `approximate.index_from_bytes`
+            raise ValueError(f"not an exact index: {type(index).__name__}")
         return cls(int(index.d), _index=index)

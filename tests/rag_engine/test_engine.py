@@ -11,6 +11,7 @@ import pytest
 from rag_engine.config import MAX_K, Config
 from rag_engine.engine import Engine, generator_name
 from rag_engine.errors import KnowledgeFolderError, QuestionError, UnknownDomainError
+from rag_engine.ingest.embedding import embedding_title
 from rag_engine.records import Query
 from tests.conftest import write
 from tests.fakes import EchoGenerator, HashingEmbedder
@@ -30,7 +31,9 @@ def test_answer_carries_the_whole_trace(fake_engine: Engine, generator: EchoGene
     assert any(t.in_context for t in answer.tokens)
     assert answer.prompt_tokens == generator.count_tokens(answer.prompt)
     assert {"embed_query", "search", "build_prompt", "generate", "total"} <= set(answer.timings)
-    assert answer.models == {"embedding": "all-MiniLM-L6-v2", "generator": generator_name(fake_engine.config)}
+    embedding = embedding_title(fake_engine.config.embedding)  # the model and its backend
+    assert embedding.startswith("all-MiniLM-L6-v2")
+    assert answer.models == {"embedding": embedding, "generator": generator_name(fake_engine.config)}
     data = answer.to_dict()
     assert data["sources"][0]["text"] == answer.hits[0].passage.text
     assert {"answer", "used_rag", "domain", "sources", "prompt", "timings", "models"} <= set(data)

@@ -1,5 +1,5 @@
-"""The embedding cache: round trips by text, misses, duplicates, dimension and model scoping, persistence,
-segments shared between instances and merged, and unreadable segments set aside."""
+"""The embedding cache: round trips by text, misses, duplicates, dimension, model and backend scoping,
+persistence, segments shared between instances and merged, and unreadable segments set aside."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from rag_engine.ingest.embed_cache import MAX_SEGMENTS, EmbeddingCache
+from rag_engine.ingest.embed_cache import MAX_SEGMENTS, EmbeddingCache, model_folder_name
 
 MODEL = "all-MiniLM-L6-v2"
 
@@ -89,6 +89,21 @@ def test_vectors_are_scoped_by_model_under_a_shared_root(tmp_path: Path) -> None
     np.testing.assert_array_equal(first.get(["shared text"])[0], a_vectors[0])
     np.testing.assert_array_equal(second.get(["shared text"])[0], b_vectors[0])
     assert len(first) == len(second) == 1
+
+
+def test_vectors_are_scoped_by_backend_and_torch_keeps_the_model_folder(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    torch = EmbeddingCache(root, MODEL)
+    int8 = EmbeddingCache(root, MODEL, "onnx-int8-avx2")
+    other_kernels = EmbeddingCache(root, MODEL, "onnx-int8-avx512_vnni")
+    assert torch.folder.name == model_folder_name(MODEL)  # caches written before backends existed stay valid
+    assert len({torch.folder, int8.folder, other_kernels.folder, EmbeddingCache(root, MODEL, "onnx").folder}) == 4
+    torch.put(["shared text"], rows(1, seed=1))
+    assert int8.get(["shared text"]) == {} and other_kernels.get(["shared text"]) == {}
+    int8.put(["shared text"], rows(1, seed=2))
+    reopened_int8, reopened_torch = EmbeddingCache(root, MODEL, "onnx-int8-avx2"), EmbeddingCache(root, MODEL)
+    np.testing.assert_array_equal(reopened_int8.get(["shared text"])[0], rows(1, seed=2)[0])
+    np.testing.assert_array_equal(reopened_torch.get(["shared text"])[0], rows(1, seed=1)[0])
 
 
 def test_vectors_survive_a_new_instance(tmp_path: Path) -> None:

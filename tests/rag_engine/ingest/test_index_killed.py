@@ -1,9 +1,11 @@
 """Crash safety: `ragscope index` killed while it writes the index leaves a loadable index and nothing to
 re-embed, on SciFact abstracts (one passage each) indexed once per module by the console script.
 
-1. a racy SIGKILL of `index --rebuild` the moment its temp file appears (either the old file or the complete
-   new one, never anything in between);
-2. a deterministic death (SIGXFSZ, from a file-size limit) of an incremental `index` halfway through the write.
+1. a racy SIGKILL of `index --rebuild` (which writes a new base file) or of an incremental `index` (which writes
+   one update file after the base) the moment its temp file appears: either the old snapshot or the complete
+   new one, never anything in between;
+2. a deterministic death (SIGXFSZ, from a file-size limit) of an incremental `index` halfway through writing
+   its update file.
 
 No test sleeps: each waits on its child process (the kill comes from watchdog's thread).
 """
@@ -28,7 +30,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from rag_engine.config import Config
+from rag_engine.ingest.journal import update_files
 from rag_engine.ingest.storage import load_domain_index
+from rag_engine.ingest.store import NpzStore
 from rag_engine.records import IndexUpdate
 from tests.conftest import REPO, write
 from tests.rag_engine.ingest.live import (
@@ -66,6 +70,9 @@ class Corpus:
     @property
     def index(self) -> Path:
         return self.data / "indexes" / "scifact.npz"
+
+    def updates(self) -> list[Path]:
+        return [path for _, _, path in update_files(self.index.parent, "scifact")]
 
     def copy_to(self, target: Path) -> Corpus:
         """A copy that keeps the files' mtimes (copy2), so the stored index still matches the folder."""
@@ -112,11 +119,18 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def stored_version(config: Config) -> int:
+    """The version the files hold (the base and its updates), read as a fresh process reads them."""
+    snapshot = NpzStore(config).current("scifact", None)
+    assert snapshot is not None, "the stored index is not loadable"
+    assert len(snapshot.space.index) == len(snapshot.space.passages) == len(snapshot.space.lexical)
+    return snapshot.stats.version
+
+
 def check_recovery(corpus: Corpus, config: Config, models: SharedModels, question: str, version: int) -> IndexUpdate:
     """A new engine over the data dir loads what is stored and only applies the edits (nothing re-embedded:
     the killed run had already put the new texts in the embedding cache)."""
-    index, meta = load_domain_index(corpus.index)
-    assert meta["version"] == version and len(index) == len(meta["passages"])
+    assert stored_version(config) == version
     engine = models.engine(config)
     update = engine.index("scifact")
     assert not update.rebuilt, update.to_dict()
@@ -131,6 +145,7 @@ def check_recovery(corpus: Corpus, config: Config, models: SharedModels, questio
     check_hits(hits)
     assert "Hollowmere" in hits[0].passage.text
     load_domain_index(corpus.index)  # still (or again) a valid file
+    assert stored_version(config) == 2
     return update
 
 
@@ -152,12 +167,14 @@ class KillOnTemp(FileSystemEventHandler):
             self.killed.set()
 
 
+@pytest.mark.parametrize("rebuild", [True, False], ids=["new base", "update file"])
 def test_index_killed_when_its_temp_file_appears_leaves_a_loadable_index(
     tmp_path: Path,
     scifact: Corpus,
     repo_config: Config,
     models: SharedModels,
     record_property: Callable[[str, object], None],
+    rebuild: bool,
 ) -> None:
     corpus = scifact.copy_to(tmp_path)
     question = corpus.change()
@@ -167,12 +184,12 @@ def test_index_killed_when_its_temp_file_appears_leaves_a_loadable_index(
     observer.schedule(handler, str(corpus.index.parent), recursive=False)
     observer.start()
     log = tmp_path / "index.stderr"
+    args = ["index", *(["--rebuild"] if rebuild else []), "--domain", "scifact"]
+    args += folder_args(corpus.knowledge, corpus.data)
     try:
         with log.open("wb") as stderr:
             process = subprocess.Popen(
-                ragscope_command(
-                    "index", "--rebuild", "--domain", "scifact", *folder_args(corpus.knowledge, corpus.data)
-                ),
+                ragscope_command(*args),
                 cwd=tmp_path,
                 env=child_env(),
                 stdout=subprocess.DEVNULL,
@@ -191,20 +208,20 @@ def test_index_killed_when_its_temp_file_appears_leaves_a_loadable_index(
 
     assert handler.killed.is_set(), f"no temp file was seen; exit {process.returncode}: {log.read_text()}"
     assert process.returncode == -signal.SIGKILL, log.read_text()
-    leftovers = index_temps(corpus)
-    landed_before_replace = bool(leftovers)
-    record_property("kill_landed_before_replace", landed_before_replace)
-    print(f"\nSIGKILL landed {'before' if landed_before_replace else 'after'} os.replace: temp files {leftovers}")
-    # Either the old file untouched (the kill came first) or the complete new one: never anything in between.
-    if landed_before_replace:
-        assert sha256(corpus.index) == before
-    check_recovery(
-        corpus,
-        live_config(repo_config, corpus.knowledge, corpus.data),
-        models,
-        question,
-        1 if landed_before_replace else 2,
-    )
+    assert handler.temp is not None and (".update." in handler.temp.name) != rebuild  # the file it was writing
+    config = live_config(repo_config, corpus.knowledge, corpus.data)
+    # Either the old snapshot (the kill came first) or the complete new one: never anything in between.
+    landed = stored_version(config) == 2
+    record_property("kill_landed_after_the_file_was_in_place", landed)
+    print(f"\nSIGKILL landed {'after' if landed else 'before'} the file was in place: temps {index_temps(corpus)}")
+    if not landed:
+        assert sha256(corpus.index) == before and corpus.updates() == []
+        assert index_temps(corpus)  # the killed writer's temp file, left for the stale-temp sweep
+    elif rebuild:
+        assert sha256(corpus.index) != before
+    else:
+        assert sha256(corpus.index) == before and len(corpus.updates()) == 1
+    check_recovery(corpus, config, models, question, 2 if landed else 1)
 
 
 # Runs the CLI with a maximum file size: writing past it raises SIGXFSZ, which kills the process (no core file).
@@ -222,22 +239,34 @@ LIMITED_CLI = (
 def test_index_killed_by_a_file_size_limit_mid_write_leaves_the_old_index(
     tmp_path: Path, scifact: Corpus, repo_config: Config, models: SharedModels
 ) -> None:
-    """Deterministic: the kernel stops the index write at `limit` bytes, i.e. always between mkstemp and
-    os.replace. An incremental `index` (not --rebuild) keeps it cheap: it embeds only the changed files, but
-    writes the whole index all the same; its one new cache segment stays far below the limit."""
-    corpus = scifact.copy_to(tmp_path)
+    """Deterministic: the kernel stops the write of the update file at `limit` bytes, i.e. always between
+    mkstemp and the link that puts it in place. The limit lies between the size of the run's new embedding-cache
+    segment (written first, and completely) and that of its update file, both measured on a run to completion
+    over another copy of the same folder."""
+    calibration = scifact.copy_to(tmp_path / "calibration")
+    calibration.change()
+    segments = set((calibration.data / "cache").rglob("*.npz"))
+    args = ["index", "--domain", "scifact", *folder_args(calibration.knowledge, calibration.data)]
+    assert run_child(ragscope_command(*args), tmp_path).returncode == 0
+    (segment,) = set((calibration.data / "cache").rglob("*.npz")) - segments
+    (update_file,) = calibration.updates()
+    segment_bytes, update_bytes = segment.stat().st_size, update_file.stat().st_size
+    # Not the whole index again (it holds the copied files' new stamps too: a copy changes every ctime).
+    assert segment_bytes < update_bytes < calibration.index.stat().st_size // 2
+    limit = (segment_bytes + update_bytes) // 2
+
+    corpus = scifact.copy_to(tmp_path / "killed")
     question = corpus.change()
     before = sha256(corpus.index)
     segments = set((corpus.data / "cache").rglob("*.npz"))
-    limit = corpus.index.stat().st_size // 2
-
     args = ["index", "--domain", "scifact", *folder_args(corpus.knowledge, corpus.data)]
     done = run_child([sys.executable, "-c", LIMITED_CLI, str(limit), *args], tmp_path)
     assert done.returncode == -signal.SIGXFSZ, (done.returncode, done.stderr)
     (leftover,) = index_temps(corpus)
-    assert leftover.stat().st_size == limit  # cut off exactly at the limit, before os.replace
-    assert sha256(corpus.index) == before
+    assert leftover.name.startswith(f"{KILL_PREFIX}") and ".update." in leftover.name
+    assert leftover.stat().st_size == limit  # cut off exactly at the limit, before the link
+    assert sha256(corpus.index) == before and corpus.updates() == []
     (new_segment,) = set((corpus.data / "cache").rglob("*.npz")) - segments  # the killed run cached its vectors
     assert new_segment.stat().st_size < limit
     update = check_recovery(corpus, live_config(repo_config, corpus.knowledge, corpus.data), models, question, 1)
-    assert update.version == 2
+    assert update.version == 2 and len(corpus.updates()) == 1

@@ -454,7 +454,7 @@ def test_folders_nested_a_thousand_deep_are_cut_at_the_depth_limit(fake_engine: 
         _unnest(knowledge_dir / "zoology", names)
 
 
-def _full_disk(path: Path, data: bytes) -> None:
+def _full_disk(path: Path, data: bytes, *, exclusive: bool = False) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from rag_engine.config import Config
-from rag_engine.ingest.storage import load_domain_index
+from rag_engine.ingest.store import NpzStore
 from rag_engine.records import IndexUpdate
 from tests.conftest import write
 from tests.rag_engine.ingest.live import (
@@ -74,8 +74,8 @@ def test_a_file_is_followed_through_add_edit_rename_and_delete(
     assert top.passage.path == "brennic-accord.md"
     assert "Tarrow Ford" in top.passage.text and "1744" in top.passage.text
     assert not [text for _, text in all_passage_texts(engine, "history").values() if "Oskavel" in text]
-    _, meta = load_domain_index(engine.index_file("history"))
-    assert not [p for p in meta["passages"] if "Oskavel" in p["text"]]
+    stored = NpzStore(engine.config).current("history", None)  # what the files hold: the base and its updates
+    assert stored is not None and not [p for p in stored.space.passages.values() if "Oskavel" in p.text]
 
     # Renamed: same text, new path: nothing embedded, the vectors come from the cache.
     os.rename(folder / "brennic-accord.md", folder / "river-guilds-treaty.md")
