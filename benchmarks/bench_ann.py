@@ -335,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     met = all(s["ivf"]["recall_at_10"] >= TARGET_RECALL for s in report["sizes"])
     if report["sizes"][-1]["passages"] >= 1_000_000:
         met = met and largest["p50_ms"] <= TARGET_P50_MS_AT_1M
+    report["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     report["targets"] = {"recall_at_10": TARGET_RECALL, "p50_ms_at_1m": TARGET_P50_MS_AT_1M, "met": met}
     text = json.dumps(report, indent=2)
     print(text)

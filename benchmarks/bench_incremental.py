@@ -143,10 +143,10 @@ def restart_seconds(engine: Engine) -> float:
     return time.perf_counter() - clock
 
 
-def fresh_edit_child(knowledge: Path, data: Path) -> dict[str, Any]:
+def fresh_edit_child(settings: Path, knowledge: Path, data: Path) -> dict[str, Any]:
     """In the new process: apply what changed, as `ragscope index` would, and say where the time went."""
     started = time.perf_counter()
-    config = load_config(REPO / "config.toml").with_paths(knowledge_dir=knowledge, data_dir=data)
+    config = load_config(settings).with_paths(knowledge_dir=knowledge, data_dir=data)
     parts = Parts()
     engine = Engine(config, embedder=timed_embedder(config.embedding, parts))
     with parts.measuring() as seconds:
@@ -165,11 +165,11 @@ def fresh_edit_child(knowledge: Path, data: Path) -> dict[str, Any]:
     }
 
 
-def fresh_edit(config: Any, folder: Path, rel: str, number: int) -> dict[str, Any]:
+def fresh_edit(settings: Path, config: Any, folder: Path, rel: str, number: int) -> dict[str, Any]:
     """Rewrite one file, then time a new python process that applies it: from its start until the update is
     stored (the interpreter, the imports, loading, updating, writing), and the whole process (its exit too)."""
     (folder / rel).write_text(make_fact(number).content, encoding="utf-8")
-    command = [sys.executable, "-m", "benchmarks.bench_incremental", "--fresh-edit"]
+    command = [sys.executable, "-m", "benchmarks.bench_incremental", "--fresh-edit", str(settings)]
     command += [str(config.paths.knowledge_dir), str(config.paths.data_dir)]
     spawned, clock = time.time(), time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
@@ -265,7 +265,9 @@ def main() -> int:
     parser.add_argument("--fresh-repeats", type=int, default=3, help="fresh-process edits to time (median)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--profile", action="store_true", help="profile one extra edit (to stderr)")
-    parser.add_argument("--fresh-edit", nargs=2, type=Path, metavar=("KNOWLEDGE", "DATA"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--fresh-edit", nargs=3, type=Path, metavar=("CONFIG", "KNOWLEDGE", "DATA"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.fresh_edit:  # the child process of a fresh-process edit: its measurements on stdout's last line
         print(json.dumps(fresh_edit_child(*args.fresh_edit)))
@@ -278,7 +280,11 @@ def main() -> int:
         root = Path(scratch)
         knowledge = write_scifact(root / "knowledge", args.docs if args.docs is not None else sys.maxsize)
         folder = knowledge / DOMAIN
-        config = load_config(REPO / "config.toml").with_paths(knowledge_dir=knowledge, data_dir=root / "data")
+        # One copy of the settings for the whole run: the fresh processes must index as this one does, even if
+        # config.toml is edited meanwhile (another setting would make them rebuild).
+        settings = root / "config.toml"
+        settings.write_text((REPO / "config.toml").read_text(encoding="utf-8"), encoding="utf-8")
+        config = load_config(settings).with_paths(knowledge_dir=knowledge, data_dir=root / "data")
         parts = Parts()
         loaded = SentenceTransformerEmbedder(config.embedding)
         loaded.embed(["warm-up"] * config.embedding.batch_size)  # first-call costs stay out of the baseline
@@ -311,7 +317,7 @@ def main() -> int:
             profile_edit(engine, folder, targets[args.repeats + 2], args.repeats)
         # Last: after these, the files hold what another process wrote (this engine would read them again).
         fresh_targets = targets[args.repeats + 2 + args.profile :]
-        fresh = [fresh_edit(config, folder, rel, 100 + n) for n, rel in enumerate(fresh_targets)]
+        fresh = [fresh_edit(settings, config, folder, rel, 100 + n) for n, rel in enumerate(fresh_targets)]
 
     walls = [e["wall_seconds"] for e in edits]
     median = statistics.median(walls)

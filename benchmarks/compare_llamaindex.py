@@ -267,7 +267,7 @@ def cold_asks(run: Run, question: str, gguf: Path, repeats: int) -> dict[str, An
         "speedup": round(theirs_median / ours_median, 2),
         "ragscope_prompt_tokens": answer.get("prompt_tokens"),
         "ragscope_k": answer.get("top_k"),
-        "ragscope_timings": answer.get("timings"),
+        "ragscope_warmup_timings": answer.get("timings"),  # the untimed --json warm-up (page cache cold)
         "ragscope_answer": answer.get("answer"),
         "llamaindex": li_details,
     }

@@ -74,6 +74,10 @@ class Engine:
         """The embedding model (loaded on first call): what the evaluation harness embeds with too."""
         return self._embedder()
 
+    def load_embedder_in_background(self) -> None:
+        """Start loading the embedding model now, in the background (`ragscope ask` reads the indexes meanwhile)."""
+        self._embedder.start()
+
     def generator(self) -> Generator:
         """The language model (loaded on first call): what the attention view tokenizes with too."""
         return self._generator()
@@ -193,20 +197,18 @@ class Engine:
         started = time.perf_counter()
         if not isinstance(query, Query):
             query = self.check(query, domain, k, mode)
-        self._generator.start()  # loads (if not yet) while the question is embedded and searched
         question, domain, top_k, mode = query.question, query.domain, query.k, query.mode
         timings: dict[str, float] = {}
-        if not use_rag:
-            return self._generate(question, domain, [], None, top_k, timings, started, on_token)
-
-        hits, vector = self._retrieve(question, query.domains, top_k, timings, mode)
+        with self._generator.loading():  # (if not loaded yet) while the question is embedded and searched
+            if not use_rag:
+                return self._generate(question, domain, [], None, top_k, timings, started, on_token)
+            hits, vector = self._retrieve(question, query.domains, top_k, timings, mode)
+            evidence = within_threshold(hits, self.config.retrieval.max_distance)
+            if not evidence:
+                answer = self._not_covered(question, domain, hits, top_k, timings, started)
+            else:
+                answer = self._generate(question, domain, hits, evidence, top_k, timings, started, on_token, vector)
         query_vector = tuple(float(x) for x in vector)
-
-        evidence = within_threshold(hits, self.config.retrieval.max_distance)
-        if not evidence:
-            answer = self._not_covered(question, domain, hits, top_k, timings, started)
-        else:
-            answer = self._generate(question, domain, hits, evidence, top_k, timings, started, on_token, vector)
         return replace(answer, query_vector=query_vector, searched=query.domains, mode=mode)
 
     def answer_from(

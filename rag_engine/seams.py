@@ -9,8 +9,9 @@ the background ahead of that use (`start`), the use then waiting for it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
@@ -55,6 +56,21 @@ class Lazy(Generic[T]):
             # stopping a thread inside native code (llama.cpp) while the interpreter shuts down.
             self._loading = threading.Thread(target=self._create, name="lazy-load", daemon=False)
             self._loading.start()
+
+    @contextlib.contextmanager
+    def loading(self) -> Iterator[None]:
+        """`start()`, then the caller's work; at its end (returned or raised) wait for the background creation
+        to finish, without raising its failure (that stays for the call that needs the object). A factory may
+        silence the whole process's output while it runs (llama-cpp-python's load points stdout and stderr at
+        /dev/null): what the caller prints after its work, such as an answer that needed no model or an error,
+        must not fall into that moment."""
+        self.start()
+        try:
+            yield
+        finally:
+            loading = self._loading
+            if loading is not None:
+                loading.join()
 
     def _create(self) -> None:
         with self._lock:

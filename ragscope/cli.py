@@ -106,6 +106,10 @@ def cmd_ask(args: argparse.Namespace, engine: Engine) -> int:
     # Refuse bad input before any model is loaded or index built.
     query = engine.check(args.question, args.domain, args.k, args.mode)
     if not args.no_rag:
+        # The models load in the background: the embedder while the indexes are read, the generator (started by
+        # `answer`) while the question is embedded and searched. Not the generator yet: llama.cpp's load silences
+        # stdout and stderr for a moment, and the header and any indexing warning are printed before `answer`.
+        engine.load_embedder_in_background()
         _ensure_indexed(engine, args.domain)
     stream = None if args.json else _print_piece
     if stream:
@@ -163,6 +167,7 @@ def cmd_domains(args: argparse.Namespace, engine: Engine) -> int:
 def cmd_chat(args: argparse.Namespace, engine: Engine) -> int:
     from .chat import ChatSession
 
+    engine.load_embedder_in_background()  # while the user types the first question
     return ChatSession(engine, args.domain, _ensure_indexed).run(sys.stdin, sys.stdout)
 
 

@@ -23,6 +23,7 @@ def run_pipeline(args: argparse.Namespace, engine: Engine, prepare: Callable[[En
     query = engine.check(args.question, args.domain, args.k)
     use_rag = not args.no_rag
     if use_rag:
+        engine.load_embedder_in_background()  # while the indexes are read (as `ragscope ask` does)
         prepare(engine, args.domain)
     answer = engine.answer(query, use_rag=use_rag)
     view = engine.explain(answer, attention=not args.no_attention)

@@ -41,9 +41,10 @@ TRAIN_ITERATIONS = 10
 # embedding-like vectors (1/32 gave 0.983 at 100k and 0.988 at 1M; benchmarks/results/bench_ann.json).
 PROBE_SHARE = 1 / 20
 MIN_PROBES = 16
-# FAISS's IVF parallel_mode 2: the lists of one query (and the queries of a batch) are shared among the threads.
-# The default (0) splits only a batch's queries, so one question used one core: 2 cores take ~35% off its time.
-PARALLEL_OVER_QUERIES_AND_LISTS = 2
+# One question is searched on one thread (FAISS's default parallel_mode 0 splits only a batch's queries). Sharing
+# its lists among both cores (parallel_mode 2) took ~35% off on an idle machine, but with another process busy
+# (the generator, the embedder, another question) a thread waiting at the barrier for a descheduled one made
+# single searches take 20 ms instead of 1: not worth it on a machine that also runs the model.
 # An approximate domain goes back to exact below this share of the threshold (hysteresis).
 EXACT_BELOW_SHARE = 0.5
 # Trained again when the lists wanted for its size are this many times more than it has.
@@ -71,7 +72,6 @@ class IvfIndex:
     def __init__(self, dimension: int, _index: Any, _layout: str | None = None) -> None:
         self.dimension = dimension
         self._index = _index
-        self._index.parallel_mode = PARALLEL_OVER_QUERIES_AND_LISTS  # a search setting: not in the bytes
         self._layout = _layout if _layout is not None else _centroids_layout(_index)
 
     @classmethod

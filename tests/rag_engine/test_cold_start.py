@@ -11,6 +11,7 @@ import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,7 @@ from rag_engine.engine import Engine
 from rag_engine.errors import ModelError
 from rag_engine.generate.backends import make_generator
 from rag_engine.generate.generation import Generator, LlamaGenerator
+from rag_engine.records import Answer
 from tests.conftest import write
 from tests.fakes import EchoGenerator, HashingEmbedder
 
@@ -70,6 +72,41 @@ def test_a_failed_background_load_is_raised_where_the_generator_is_needed(config
     with pytest.raises(ModelError, match=r"^cannot load GGUF model broken.gguf: not a GGUF file$"):
         engine.answer(COVERED, "zoology")
     assert len(attempts) == 1 and attempts[0] is not threading.current_thread()
+
+
+def test_an_answer_that_needs_no_generator_returns_only_after_its_load(config: Config) -> None:
+    """llama.cpp's load silences the process's stdout and stderr for a moment: an answer returned meanwhile
+    (nothing in the documents is near) would have its caller print into that silence. So it waits for the load."""
+    release, answered = threading.Event(), threading.Event()
+    events: list[str] = []
+
+    def held() -> Generator:
+        assert release.wait(WAIT_SECONDS)
+        events.append("loaded")
+        return EchoGenerator()
+
+    class Watched(Engine):
+        def _not_covered(self, *args: Any, **kwargs: Any) -> Answer:
+            events.append("answered")
+            answered.set()
+            return super()._not_covered(*args, **kwargs)
+
+    engine = Watched(config, embedder=HashingEmbedder, generator=held)
+    returned = threading.Event()
+
+    def ask() -> None:
+        engine.answer("xylophone quasar", "zoology")
+        returned.set()
+
+    worker = threading.Thread(target=ask)
+    worker.start()
+    assert answered.wait(WAIT_SECONDS)
+    # Without the wait, the answer would be back within microseconds of being built; here it is held.
+    assert not returned.wait(1.0)
+    release.set()
+    assert returned.wait(WAIT_SECONDS)
+    worker.join(WAIT_SECONDS)
+    assert events == ["answered", "loaded"]
 
 
 def test_a_gguf_that_llama_cpp_cannot_load_gives_the_foreground_error(config: Config, tmp_path: Path) -> None:

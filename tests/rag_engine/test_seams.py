@@ -87,3 +87,17 @@ def test_a_failure_waits_for_the_next_start_to_be_retried_in_the_background() ->
         lazy()
     assert all(thread is not threading.current_thread() for thread in factory.threads)
     assert lazy() is lazy()
+
+
+def test_loading_waits_for_the_background_creation_and_keeps_its_failure() -> None:
+    factory = Recorder(failures=1)
+    factory.release.clear()
+    finished: list[object] = []
+    lazy = Lazy(factory)
+    with lazy.loading():
+        assert factory.entered.wait(WAIT_SECONDS)
+        factory.release.set()
+    finished.extend(factory.raised)  # read right after the block: the factory has ended by now
+    assert len(finished) == 1 and len(factory.threads) == 1
+    with pytest.raises(ModelError, match="attempt 1"):
+        lazy()

@@ -142,7 +142,7 @@ def test_ask_on_a_full_disk_answers_from_the_last_index_with_a_warning(
     capsys.readouterr()
     write(knowledge_dir / "zoology" / "newt.md", "The glass newt hides under Quenth stones.\n")
 
-    def full_disk(path: Path, data: bytes) -> None:
+    def full_disk(path: Path, data: bytes, **_options: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(rag_engine.ingest.storage, "atomic_write_bytes", full_disk)

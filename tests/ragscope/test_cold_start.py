@@ -17,6 +17,7 @@ from rag_engine.config import load_config
 from rag_engine.engine import Engine
 from rag_engine.errors import ModelError
 from rag_engine.generate.generation import LlamaGenerator
+from rag_engine.ingest.embedding import SentenceTransformerEmbedder
 from tests.conftest import REPO, write
 from tests.fakes import EchoGenerator, HashingEmbedder
 
@@ -86,6 +87,22 @@ def test_a_generator_that_cannot_load_ends_ask_with_the_same_one_line_error(
     assert result.returncode == 2
     assert result.stderr == f"ragscope: error: {direct.value}\n"
     assert "llama_cpp" in imported and not imported & {"torch", "sentence_transformers"}
+
+
+def test_an_embedder_that_cannot_load_ends_ask_with_the_same_one_line_error(
+    knowledge_dir: Path, tmp_path: Path, empty_config: Path
+) -> None:
+    """The embedder starts loading in the background before the indexes are read; the folder needs indexing,
+    so its failure surfaces there, worded as a load in the foreground words it."""
+    missing = tmp_path / "no-such-model"
+    embedding = dataclasses.replace(load_config(empty_config).embedding, model=str(missing))
+    with pytest.raises(ModelError) as direct:
+        SentenceTransformerEmbedder(embedding)
+    args = ["ask", "Who described the zorblat?", *folders(empty_config, knowledge_dir, tmp_path / "data")]
+    result, imported = ragscope(tmp_path, *args, "--set", f"embedding.model={missing}")
+    assert result.returncode == 2
+    assert result.stderr == f"ragscope: error: {direct.value}\n"
+    assert "llama_cpp" not in imported  # the generator is started by the answer, which never came
 
 
 @pytest.mark.real_models

@@ -18,6 +18,7 @@ from rag_engine.errors import AttentionUnavailable
 from rag_engine.explain.build import ANSI_GREEN, ANSI_RESET, NOT_ASKED_NOTE, build_view, pca_2d, ranking
 from rag_engine.explain.view import PipelineView
 from rag_engine.generate.grounding import words
+from rag_engine.ingest.embedding import embedding_title
 from rag_engine.records import Answer
 from tests.fakes import EchoGenerator, HashingEmbedder, UniformAttention
 from tests.rag_engine.explain.helpers import (
@@ -60,7 +61,7 @@ def test_documents_step_describes_every_searched_domain(fake_engine: Engine, vie
     snapshots = [fake_engine.snapshot(name) for name in documents.domains]
     assert documents.passages == sum(len(s.space.passages) for s in snapshots)
     assert documents.files == 3 and documents.dimension == 64
-    assert documents.embedding_model == "all-MiniLM-L6-v2"
+    assert documents.embedding_model == embedding_title(fake_engine.config.embedding)  # the model and its backend
     assert len(documents.examples) == 3
     assert len({(e.domain, e.path) for e in documents.examples}) == 3  # one per file while there are files
     for example in documents.examples:

@@ -15,6 +15,7 @@ from rag_engine.config import Config
 from rag_engine.engine import Engine
 from rag_engine.explain.embedding_map import embedding_map_figure
 from rag_engine.generate.grounding import words
+from rag_engine.ingest.embedding import embedding_title
 from rag_engine.records import Answer
 from ragscope.cli import main
 from tests.conftest import REPO
@@ -36,7 +37,7 @@ def test_history_view_matches_numpy_on_the_real_vectors(real_engine: Engine, ans
     documents, query, retrieval = view.documents, view.query, view.retrieval
     assert documents is not None and query is not None and retrieval is not None
     assert documents.dimension == query.dimension == 384 and documents.files == 10
-    assert documents.embedding_model == "all-MiniLM-L6-v2"
+    assert documents.embedding_model == embedding_title(real_engine.config.embedding)  # the model and its backend
 
     index = real_engine.snapshot("history").space.index
     vectors = index.vectors([p.passage_id for p in query.points]).astype(np.float64)
