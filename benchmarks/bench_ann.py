@@ -24,7 +24,8 @@ measured once; `calibration` in the results holds both). Queries are passages of
 same mixture (none of their siblings is indexed, so a query's neighbours are other documents of its subtopic).
 
 Usage: python -m benchmarks.bench_ann [--sizes 100000,1000000] [--queries 1000] [--skip-hnsw] [--json]
-Run it under `flock /tmp/ragscope-bench.lock`: 1M passages take about 20 minutes on 2 cores (mostly HNSW's build).
+Run it under `flock /tmp/ragscope-bench.lock`: both sizes take about 25 minutes on 2 cores (HNSW's 1M build is 6).
+Exits 1 when a target is missed: recall@10 ≥ 0.99 at every size, and at 1M a median search step ≤ 5 ms.
 """
 
 from __future__ import annotations
