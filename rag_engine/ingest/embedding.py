@@ -25,6 +25,8 @@ from rag_engine.ingest.onnx_export import default_export_root, ensure_export, on
 from rag_engine.seams import Vectors
 
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+# ONNX Runtime's full telemetry opt-out on Linux and macOS (nothing created, nothing sent); see `_load_onnx`.
+ORT_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
 # Texts encoded per turn under the model's lock: a question waiting behind an index update waits for at most
 # this many passages, not for the whole update.
 LOCKED_TEXTS = 64
@@ -124,6 +126,10 @@ def _load_torch(path: Path, device: str) -> Any:
 def _load_onnx(path: Path, config: EmbeddingConfig) -> Any:
     """The model's ONNX export for `config.backend` (made first if there is none), on ONNX Runtime's CPU
     provider with one thread per core."""
+    # ONNX Runtime 1.29+ on Linux keeps a device id and a telemetry database under ~/.cache/Microsoft and uploads
+    # events: an offline tool has no business phoning home, and those writes are outside the data folder's
+    # crash-safety. The variable must be set before ONNX Runtime's environment starts; a user may still set "0".
+    os.environ.setdefault(ORT_TELEMETRY_ENV, "1")
     try:
         import onnxruntime
         import optimum.onnxruntime  # noqa: F401  (what sentence-transformers' ONNX backend runs on)

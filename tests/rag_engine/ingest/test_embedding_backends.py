@@ -13,6 +13,7 @@ import dataclasses
 import errno
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -267,3 +268,39 @@ def test_an_int8_index_never_holds_torch_vectors(
     assert not np.allclose(stored, embedders["torch"].embed(texts), atol=1e-4)
     hit = int8.answer("What does the zorblat eat?", "zoology").hits[0]
     assert hit.passage.path == "zorblat.md"
+
+
+# A child that loads the int8 embedder with `sys.argv[1]` as its export folder and embeds one sentence.
+INT8_CHILD = (
+    "import sys\n"
+    "from rag_engine.config import EmbeddingConfig\n"
+    "from rag_engine.ingest.embedding import SentenceTransformerEmbedder\n"
+    "config = EmbeddingConfig(backend='onnx-int8', export_dir=sys.argv[1])\n"
+    "print(SentenceTransformerEmbedder(config).embed(['one sentence']).shape)\n"
+)
+
+
+@pytest.mark.real_models
+@pytest.mark.parametrize(("opt_out", "telemetry_kept"), [(None, False), ("0", True)])
+def test_onnx_runtime_keeps_no_telemetry_unless_the_user_asks(
+    tmp_path: Path,
+    export_root: Path,
+    embedders: dict[str, SentenceTransformerEmbedder],
+    opt_out: str | None,
+    telemetry_kept: bool,
+) -> None:
+    """ONNX Runtime (1.29+) writes a device id and an event database under ~/.cache/Microsoft and uploads them.
+    ragscope turns that off before ONNX Runtime starts; a user who sets ORT_DISABLE_TELEMETRY=0 gets it back
+    (which also shows the check below can see those files)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in {"ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME"}}
+    env.update(HOME=str(home), HF_HUB_OFFLINE="1")
+    if opt_out is not None:
+        env["ORT_DISABLE_TELEMETRY"] = opt_out
+    done = subprocess.run(
+        [sys.executable, "-c", INT8_CHILD, str(export_root)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 384)"
+    assert (home / ".cache" / "Microsoft").exists() == telemetry_kept
