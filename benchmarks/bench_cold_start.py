@@ -8,13 +8,17 @@ run; and the first token of a question in a process whose models are loaded.
    and llama_cpp (and onnxruntime when `[embedding] backend` is an ONNX one), loads the configured embedder
    (bare `SentenceTransformer` on the bundled all-MiniLM-L6-v2 for "torch"; the engine's own constructor for the
    ONNX backends, so the export is found the same way) and the default GGUF with `llama_cpp.Llama`, then writes
-   one byte. Ratio = median cold ask ÷ median baseline; target ≤ 1.1. Rounds alternate ask and baseline (the
-   machine may be shared), after one unmeasured round of each so that both read the files from the page cache.
+   one byte. Ratio = median cold ask ÷ median baseline; target ≤ 1.1. A second baseline does the same and then
+   has llama.cpp read the exact prompt the question gets, to its first token: the work no RAG process can skip.
+   And `ragscope ask` as it was before (`SEQUENTIAL`: no background loading, the system prompt evaluated by the
+   first question), for the change's own effect. Rounds alternate the four (the machine may be shared), after one
+   unmeasured round of each so that all read the files from the page cache.
 2. **Warm first token**: one `Engine`, models loaded and one question answered; then each question of the shipped
    `questions.jsonl` files (k = 4): seconds from `Engine.answer` to its first token (target: median ≤ 1 s).
    Beside it, in the same run, a bare `llama_cpp.Llama` reading each of those very prompts from an empty cache to
    its first token: what the prompt costs the model without the system prompt's kept state and without the
-   engine's own steps (embed, search, evidence, prompt).
+   engine's own steps (embed, search, evidence, prompt); and the same with one thread, to see what the second
+   core adds to reading a prompt on this machine.
 3. **Index loading**, for the mmap decision: FAISS's exact index of N unit vectors (384-d) loaded from the
    stored .npz (today's layout: the FAISS bytes beside the metadata JSON) against `faiss.read_index` of a bare
    index file with `IO_FLAG_MMAP_IFC | IO_FLAG_READ_ONLY`, each with its first search, at the shipped size and
@@ -56,10 +60,11 @@ SCIFACT_PASSAGES = 13_394
 DIMENSION = 384
 
 # The baseline process: argv = embedder mode ("torch" or "engine"), embedder path or config file, GGUF, n_ctx,
-# n_threads, seed, extra module to import ("" for none). Writes one byte once both models are loaded.
+# n_threads, seed, extra module to import ("" for none), a prompt file ("" for none). Writes one byte once both
+# models are loaded (and, with a prompt, once the model has read it and given its first token).
 BASELINE = """
 import importlib, sys
-mode, embedder, gguf, n_ctx, n_threads, seed, extra = sys.argv[1:8]
+mode, embedder, gguf, n_ctx, n_threads, seed, extra, prompt = sys.argv[1:9]
 import torch, sentence_transformers, llama_cpp
 if extra:
     importlib.import_module(extra)
@@ -69,9 +74,25 @@ else:
     from rag_engine.config import load_config
     from rag_engine.ingest.embedding import SentenceTransformerEmbedder
     SentenceTransformerEmbedder(load_config(embedder).embedding)
-llama_cpp.Llama(model_path=gguf, n_ctx=int(n_ctx), n_threads=int(n_threads), seed=int(seed), verbose=False)
+llm = llama_cpp.Llama(model_path=gguf, n_ctx=int(n_ctx), n_threads=int(n_threads), seed=int(seed), verbose=False)
+if prompt:
+    tokens = llm.tokenize(open(prompt, "rb").read(), add_bos=True, special=True)
+    next(iter(llm.create_completion(tokens, max_tokens=1, temperature=0.0, stream=True)))
 sys.stdout.buffer.write(b"x")
 sys.stdout.flush()
+"""
+
+
+# `ragscope ask` as it was before this benchmark's change: nothing loads in the background (each model is made
+# when first needed, one after the other) and the system prompt is evaluated by the first question.
+SEQUENTIAL = """
+import sys
+from rag_engine.generate.generation import LlamaGenerator
+from rag_engine.seams import Lazy
+Lazy.start = lambda self: None
+LlamaGenerator.warm = lambda self, system: None
+from ragscope.cli import main
+sys.exit(main(sys.argv[1:]))
 """
 
 
@@ -101,17 +122,19 @@ def first_byte_seconds(command: list[str], env: dict[str, str], skip_lines: int)
     return seconds
 
 
-def baseline_command(config: Config, config_file: Path) -> tuple[list[str], str]:
-    """The baseline process for the configured embedding backend, and how it loads the embedder."""
+def baseline_command(config: Config, config_file: Path, prompt: Path | None = None) -> tuple[list[str], str]:
+    """The baseline process for the configured embedding backend (reading `prompt` after the loads, if given),
+    and how it loads the embedder."""
     backend = getattr(config.embedding, "backend", "torch")
     generation = config.generation
     gguf = str(gguf_path(generation))
     numbers = [str(generation.max_context_tokens), str(generation.n_threads), str(generation.seed)]
     if backend == "torch":
         embedder = str(bundled_model_path()) if config.embedding.model == "all-MiniLM-L6-v2" else config.embedding.model
-        return [sys.executable, "-c", BASELINE, "torch", embedder, gguf, *numbers, ""], "bare SentenceTransformer"
+        command = [sys.executable, "-c", BASELINE, "torch", embedder, gguf, *numbers, "", str(prompt or "")]
+        return command, "bare SentenceTransformer"
     command = [sys.executable, "-c", BASELINE, "engine", str(config_file), gguf, *numbers, "onnxruntime"]
-    return command, f"the engine's embedder constructor ({backend})"
+    return [*command, str(prompt or "")], f"the engine's embedder constructor ({backend})"
 
 
 def cold_start(config: Config, runs: int) -> dict[str, Any]:
@@ -122,28 +145,38 @@ def cold_start(config: Config, runs: int) -> dict[str, Any]:
         data = ["--data-dir", scratch]
         subprocess.run([sys.executable, "-m", "ragscope", "index", *data], cwd=REPO, env=env, check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
-        ask = [sys.executable, "-m", "ragscope", "ask", QUESTION, "--k", "4", *data]
-        asks, baselines = [], []
+        arguments = ["ask", QUESTION, "--k", "4", *data]
+        ask = [sys.executable, "-m", "ragscope", *arguments]
+        # The exact prompt this question gets, for the second baseline: the loads, then reading that prompt.
+        traced = subprocess.run([*ask, "--json"], cwd=REPO, env=env, check=True, capture_output=True, text=True)
+        prompt_file = Path(scratch) / "prompt.txt"
+        prompt_file.write_text(json.loads(traced.stdout)["prompt"], encoding="utf-8")
+        # (command, header lines before the first byte that counts)
+        arms = {
+            "ask": (ask, 1),
+            "ask_sequential": ([sys.executable, "-c", SEQUENTIAL, *arguments], 1),
+            "baseline": (baseline, 0),
+            "baseline_plus_prompt": (baseline_command(config, config_file, prompt_file)[0], 0),
+        }
+        seconds: dict[str, list[float]] = {name: [] for name in arms}
         for round_number in range(runs + 1):  # round 0 fills the page cache and is not counted
-            ask_seconds = first_byte_seconds(ask, env, skip_lines=1)
-            baseline_seconds = first_byte_seconds(baseline, env, skip_lines=0)
+            measured = {name: first_byte_seconds(command, env, lines) for name, (command, lines) in arms.items()}
             if round_number:
-                asks.append(ask_seconds)
-                baselines.append(baseline_seconds)
-            print(
-                f"  round {round_number}: ask {ask_seconds:.2f} s, baseline {baseline_seconds:.2f} s", file=sys.stderr
-            )
-    ask_median, baseline_median = statistics.median(asks), statistics.median(baselines)
+                for name, value in measured.items():
+                    seconds[name].append(value)
+            shown = ", ".join(f"{name} {value:.2f} s" for name, value in measured.items())
+            print(f"  round {round_number}: {shown}", file=sys.stderr)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
     return {
         "question": QUESTION,
         "k": 4,
         "baseline_embedder_load": embedder_load,
-        "ask_first_byte_seconds": [round(s, 3) for s in asks],
-        "baseline_ready_seconds": [round(s, 3) for s in baselines],
-        "ask_median_seconds": round(ask_median, 3),
-        "baseline_median_seconds": round(baseline_median, 3),
-        "ratio": round(ask_median / baseline_median, 3),
+        "seconds": {name: [round(value, 3) for value in values] for name, values in seconds.items()},
+        "median_seconds": {name: round(value, 3) for name, value in medians.items()},
+        "ratio": round(medians["ask"] / medians["baseline"], 3),
         "target_ratio": TARGET_RATIO,
+        "ratio_to_baseline_plus_prompt": round(medians["ask"] / medians["baseline_plus_prompt"], 3),
+        "ratio_sequential": round(medians["ask_sequential"] / medians["baseline"], 3),
     }
 
 
@@ -158,30 +191,22 @@ def shipped_questions(count: int) -> list[tuple[str, str]]:
 
 
 def warm_first_token(config: Config, count: int) -> dict[str, Any]:
-    from llama_cpp import Llama
-
     with tempfile.TemporaryDirectory(prefix="ragscope-bench-warm-") as scratch:
         engine = Engine(config.with_paths(data_dir=Path(scratch)))
         engine.sync_all()
         engine.answer("How long is the Panama Canal?", "history", k=4)  # models loaded, one question asked
         shipped_passages = sum(engine.domain_stats(domain).passages for domain in engine.domains())
-        firsts, prompts = [], []
+        firsts, prompts, sizes = [], [], []
         for question, domain in shipped_questions(count):
             answer = engine.answer(question, domain, k=4)
             if "first_token" in answer.timings:  # covered: something was generated
                 firsts.append(answer.timings["first_token"])
                 prompts.append(answer.prompt)
-    generation = config.generation
-    bare = Llama(model_path=str(gguf_path(generation)), n_ctx=generation.max_context_tokens,
-                 n_threads=generation.n_threads, seed=generation.seed, verbose=False)  # fmt: skip
-    bare_firsts = []
-    for prompt in prompts:
-        tokens = bare.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-        bare.reset()  # type: ignore[no-untyped-call]
-        started = time.perf_counter()
-        next(iter(bare.create_completion(tokens, max_tokens=1, temperature=0.0, stream=True)))
-        bare_firsts.append(time.perf_counter() - started)
+                sizes.append(answer.prompt_tokens)
+    bare_firsts, bare_tokens = bare_reading(config, prompts, config.generation.n_threads)
+    one_thread, _ = bare_reading(config, prompts, 1)  # does the second core help llama.cpp read here?
     median = statistics.median(firsts)
+    reading = sum(bare_tokens) / sum(bare_firsts)
     return {
         "shipped_passages": shipped_passages,
         "questions": len(firsts),
@@ -192,8 +217,30 @@ def warm_first_token(config: Config, count: int) -> dict[str, Any]:
         "bare_llama_prompt_first_token_seconds": [round(s, 3) for s in bare_firsts],
         "bare_llama_median_seconds": round(statistics.median(bare_firsts), 3),
         "ratio_to_bare_llama": round(median / statistics.median(bare_firsts), 3),
+        "prompt_tokens_median": statistics.median(sizes),
+        "bare_llama_prompt_tokens_per_second": round(reading, 1),
+        "bare_llama_threads": config.generation.n_threads,
+        "bare_llama_one_thread_prompt_tokens_per_second": round(sum(bare_tokens) / sum(one_thread), 1),
         "target_median_seconds": TARGET_WARM_SECONDS,
     }
+
+
+def bare_reading(config: Config, prompts: list[str], threads: int) -> tuple[list[float], list[int]]:
+    """A bare llama.cpp reading each prompt from an empty cache to its first token: seconds and token counts."""
+    from llama_cpp import Llama
+
+    generation = config.generation
+    bare = Llama(model_path=str(gguf_path(generation)), n_ctx=generation.max_context_tokens,
+                 n_threads=threads, seed=generation.seed, verbose=False)  # fmt: skip
+    seconds, sizes = [], []
+    for prompt in prompts:
+        tokens = bare.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        bare.reset()  # type: ignore[no-untyped-call]
+        started = time.perf_counter()
+        next(iter(bare.create_completion(tokens, max_tokens=1, temperature=0.0, stream=True)))
+        seconds.append(time.perf_counter() - started)
+        sizes.append(len(tokens))
+    return seconds, sizes
 
 
 def timed(action: Any, repeats: int) -> float:
@@ -276,14 +323,18 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
     else:
+        median = cold["median_seconds"]
         print(
-            f"cold ask to first answer byte: median {cold['ask_median_seconds']} s; baseline (imports + both "
-            f"models loaded) {cold['baseline_median_seconds']} s; ratio {cold['ratio']} (target ≤ {TARGET_RATIO})"
+            f"cold ask to first answer byte: median {median['ask']} s (sequential loads, as before: "
+            f"{median['ask_sequential']} s); baseline (imports + both models loaded) {median['baseline']} s; ratio "
+            f"{cold['ratio']} (target ≤ {TARGET_RATIO}); baseline + reading the same prompt "
+            f"{median['baseline_plus_prompt']} s, ratio {cold['ratio_to_baseline_plus_prompt']}"
         )
         print(
             f"warm first token, k = 4: median {warm['median_seconds']} s, max {warm['max_seconds']} s over "
             f"{warm['questions']} questions (target ≤ {TARGET_WARM_SECONDS} s); bare llama.cpp on the same "
-            f"prompts from an empty cache: {warm['bare_llama_median_seconds']} s"
+            f"prompts from an empty cache: {warm['bare_llama_median_seconds']} s (median prompt "
+            f"{warm['prompt_tokens_median']} tokens, read at {warm['bare_llama_prompt_tokens_per_second']} tokens/s)"
         )
         for row in loading:
             print(

@@ -96,6 +96,10 @@ class Bm25Index:
         self.b = b
         self.statistics = statistics
         self._analyzer = analyzer
+        # The last text scored and its (ids, scores): hybrid search asks for the top k and then for the scores of
+        # the dense side's candidates, both of one question; scoring every matching passage twice doubled the
+        # lexical cost at 100k passages. One tuple, replaced whole, so concurrent readers see a consistent pair.
+        self._last: tuple[str, tuple[Ids, npt.NDArray[np.float64]]] | None = None
 
     @classmethod
     def build(cls, texts: Mapping[int, str], k1: float = 1.2, b: float = 0.75) -> Bm25Index:
@@ -132,19 +136,33 @@ class Bm25Index:
         share a term with the text are returned, so there may be fewer than k."""
         if k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        ids, scores = self.statistics.scores(self._analyzer.terms(text), self.k1, self.b)
+        ids, scores = self._scored(text)
         rounded = scores.astype(np.float32)  # ranked as reported, so equal scores tie and fall back to the id
+        if len(rounded) > k:
+            # Only what can be in the top k is sorted: every passage scoring at least the k-th best score (ties
+            # included, so the id still breaks them exactly as a full sort would).
+            kth = np.partition(rounded, len(rounded) - k)[len(rounded) - k]
+            keep = np.flatnonzero(rounded >= kth)
+            ids, rounded = ids[keep], rounded[keep]
         best = np.lexsort((ids, -rounded))[:k]
         return rounded[best], ids[best]
 
     def scores(self, text: str, ids: Sequence[int]) -> Floats:
         """The BM25 score of each given passage (0 for a passage that shares no term or is not in this index)."""
-        matching, scores = self.statistics.scores(self._analyzer.terms(text), self.k1, self.b)
+        matching, scores = self._scored(text)
         wanted = np.asarray(ids, np.int64)
         if not len(matching) or not len(wanted):
             return np.zeros(len(wanted), np.float32)
         rows = np.minimum(np.searchsorted(matching, wanted), len(matching) - 1)
         return np.where(matching[rows] == wanted, scores[rows], 0.0).astype(np.float32)
+
+    def _scored(self, text: str) -> tuple[Ids, npt.NDArray[np.float64]]:
+        last = self._last
+        if last is not None and last[0] == text:
+            return last[1]
+        scored = self.statistics.scores(self._analyzer.terms(text), self.k1, self.b)
+        self._last = (text, scored)
+        return scored
 
     def ids(self) -> frozenset[int]:
         return frozenset(self.statistics.ids())

@@ -34,6 +34,8 @@ TermIds = npt.NDArray[np.int32]
 Counts = npt.NDArray[np.int32]
 Floats32 = npt.NDArray[np.float32]
 Floats64 = npt.NDArray[np.float64]
+# Positions of passages in the ascending order of all passage ids (what `Statistics.scores` sums by).
+Rows = npt.NDArray[np.intp]
 
 # The vocabulary's separator in the stored form: terms are runs of word characters, never a newline.
 TERM_SEPARATOR = "\n"
@@ -125,6 +127,11 @@ class Statistics:
         self._docs = docs if docs is not None else {}
         self._total_length = total_length
         self._stored = stored
+        # For scoring (`scores`), made on first use and kept (this object never changes): every passage id in
+        # ascending order, and per term the rows of its postings in that order. Summing a query's terms into one
+        # array by row costs O(postings + passages) instead of sorting all the postings' ids per query.
+        self._sorted_ids: Ids | None = None
+        self._rows: dict[int, Rows] = {}
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -245,24 +252,38 @@ class Statistics:
         if not n or not self._total_length:
             return _NO_IDS, np.zeros(0, np.float64)
         average = self._total_length / n
-        id_parts: list[Ids] = []
+        row_parts: list[Rows] = []
         score_parts: list[Floats64] = []
         for term, times in Counter(terms).items():
             term_id = self._vocabulary.get(term)
-            postings = self._postings_of(term_id) if term_id is not None else EMPTY
+            if term_id is None:
+                continue
+            postings = self._postings_of(term_id)
             df = len(postings)
             if not df:
                 continue
             idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
             tf = postings.counts.astype(np.float64)
             norm = k1 * (1 - b + b * postings.lengths.astype(np.float64) / average)
-            id_parts.append(postings.ids)
+            row_parts.append(self._rows_of(term_id, postings))
             score_parts.append((times * idf) * tf / (tf + norm))
-        if not id_parts:
+        if not row_parts:
             return _NO_IDS, np.zeros(0, np.float64)
-        ids, inverse = np.unique(np.concatenate(id_parts), return_inverse=True)
-        summed = np.asarray(np.bincount(inverse, weights=np.concatenate(score_parts)), np.float64)
-        return ids, summed
+        summed = np.bincount(np.concatenate(row_parts), weights=np.concatenate(score_parts), minlength=n)
+        rows = np.flatnonzero(summed)  # every term's BM25 weight is > 0, so these are the matching passages
+        return self._all_ids()[rows], np.asarray(summed[rows], np.float64)
+
+    def _all_ids(self) -> Ids:
+        if self._sorted_ids is None:
+            self._sorted_ids = _frozen(np.sort(np.fromiter(self._docs.keys(), np.int64, len(self._docs))))
+        return self._sorted_ids
+
+    def _rows_of(self, term_id: int, postings: Postings) -> Rows:
+        rows = self._rows.get(term_id)
+        if rows is None:
+            rows = _frozen(np.searchsorted(self._all_ids(), postings.ids))
+            self._rows[term_id] = rows  # one dict store: a concurrent reader finds it or computes the same
+        return rows
 
     # -- stored form -----------------------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, npt.NDArray[np.generic]]:
