@@ -47,7 +47,15 @@ INTERRUPTED_NOTE = "⚠️ Interrupted by a restart of the bot before this answe
 # A recorded interaction whose token expires sooner than this is left alone: the edit would arrive too late.
 TOKEN_SAFETY_SECONDS = 5.0
 
-COGS = ("bot.cogs.ask", "bot.cogs.domain", "bot.cogs.knowledge", "bot.cogs.pipeline", "bot.cogs.eval", "bot.cogs.help")
+COGS = (
+    "bot.cogs.ask",
+    "bot.cogs.domain",
+    "bot.cogs.knowledge",
+    "bot.cogs.pipeline",
+    "bot.cogs.lab",
+    "bot.cogs.eval",
+    "bot.cogs.help",
+)
 
 
 def intents() -> discord.Intents:

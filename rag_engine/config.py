@@ -23,6 +23,7 @@ from rag_engine.settings import (
     DEFAULT_CONFIG_NAME,
     EMBEDDING_BACKENDS,
     FUSION_METHODS,
+    HOPS,
     INDEX_BACKENDS,
     MAX_K,
     RETRIEVAL_MODES,
@@ -33,6 +34,7 @@ from rag_engine.settings import (
     EvidenceConfig,
     GenerationConfig,
     IndexConfig,
+    LabConfig,
     LoadingConfig,
     PathsConfig,
     PromptConfig,
@@ -46,6 +48,7 @@ __all__ = [
     "DEFAULT_CONFIG_NAME",
     "EMBEDDING_BACKENDS",
     "FUSION_METHODS",
+    "HOPS",
     "INDEX_BACKENDS",
     "MAX_K",
     "RETRIEVAL_MODES",
@@ -56,6 +59,7 @@ __all__ = [
     "EvidenceConfig",
     "GenerationConfig",
     "IndexConfig",
+    "LabConfig",
     "LoadingConfig",
     "PathsConfig",
     "PromptConfig",
@@ -144,6 +148,7 @@ def load_config(path: str | Path | None = None) -> Config:
         generation=section(GenerationConfig, raw, "generation"),
         watch=section(WatchConfig, raw, "watch"),
         index=section(IndexConfig, raw, "index"),
+        lab=section(LabConfig, raw, "lab"),
         surface_tables={name: raw[name] for name in SURFACE_SECTIONS if name in raw},
         source=config_path,
     )
@@ -160,6 +165,7 @@ _OVERRIDABLE = {
     "prompt": PromptConfig,
     "generation": GenerationConfig,
     "watch": WatchConfig,
+    "lab": LabConfig,
 }
 
 
@@ -211,6 +217,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("retrieval.rrf_k must be >= 0 and retrieval.fusion_candidates at least 1")
     if retrieval.bm25_k1 < 0 or not 0.0 <= retrieval.bm25_b <= 1.0:
         raise ConfigError("retrieval.bm25_k1 must be >= 0 and retrieval.bm25_b between 0 and 1")
+    if retrieval.hops not in HOPS:
+        raise ConfigError(f"retrieval.hops must be one of {', '.join(map(str, HOPS))}, not {retrieval.hops!r}")
+    if retrieval.follow_up_tokens < 1:
+        raise ConfigError("retrieval.follow_up_tokens must be at least 1")
     evidence = config.evidence
     if evidence.order not in ("best_first", "best_last"):
         raise ConfigError(f"evidence.order must be best_first or best_last, not {evidence.order!r}")

@@ -2,7 +2,8 @@
 `Engine.explain(answer)` shows that trace as the pipeline view (`explain/`).
 
 embed query → search (dense kNN, BM25 or both fused; optional MMR) → distance threshold → build prompt →
-generate (stream) → `Answer`.
+generate (stream) → `Answer`. With two hops (`Query.hops`), a second search follows the first, with what the
+model says must still be looked up, and the answer reads both (`Answer.rounds`).
 Models are created on first use and kept (a `ragscope domains` never loads the language model); the language
 model starts loading in the background as a question comes in, while it is embedded and searched. This module
 wires the steps together; each step lives in its own module and knows nothing of the others.
@@ -19,13 +20,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from rag_engine.config import MAX_K, RETRIEVAL_MODES, Config
+from rag_engine.config import HOPS, MAX_K, RETRIEVAL_MODES, Config
 from rag_engine.errors import IndexStoreError, QuestionError, SnapshotReplacedError
 from rag_engine.explain.attention import AttentionModel
 from rag_engine.explain.build import build_view
 from rag_engine.explain.view import AttentionSource, PipelineView
 from rag_engine.generate.backends import make_generator
-from rag_engine.generate.evidence import select_evidence
+from rag_engine.generate.evidence import Excerpt, merge_excerpts, select_evidence
+from rag_engine.generate.follow_up import follow_up_query
 from rag_engine.generate.generation import Generator, TracedGenerator, generator_title
 from rag_engine.generate.grounding import mark_tokens
 from rag_engine.generate.prompt import build_norag_prompt, build_rag_prompt
@@ -34,10 +36,11 @@ from rag_engine.ingest.embed_cache import EmbeddingCache
 from rag_engine.ingest.embedding import SentenceTransformerEmbedder, embedding_title
 from rag_engine.ingest.incremental import DomainIndex
 from rag_engine.ingest.knowledge import KnowledgeBase, Progress
-from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate, Passage, Query
+from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate, Passage, Query, Round
 from rag_engine.seams import Embedder, Lazy
 from rag_engine.search.fusion import Fusion
 from rag_engine.search.retrieval import search, within_threshold
+from rag_engine.search.rounds import hit_key, merge_rounds, unseen
 
 if TYPE_CHECKING:  # watchdog is imported only when a watcher is started
     from rag_engine.ingest.watcher import KnowledgeWatcher
@@ -86,6 +89,11 @@ class Engine:
         """Another engine on `config` that shares this one's models (loaded once): the SQuAD harness answers
         from a scratch knowledge folder with the models already in memory."""
         return Engine(config, embedder=self._embedder, generator=self._generator, attention=self._attention)
+
+    def attention_model(self) -> AttentionSource:
+        """The generator read by transformers (loaded on first call, shared with the pipeline view): what the lab
+        measures attention and kNN-LM hidden states with."""
+        return self._attention()
 
     def explain(self, answer: Answer, *, attention: bool = True) -> PipelineView:
         """The pipeline view of `answer`: its five steps, from its trace and the current snapshots of the
@@ -163,11 +171,17 @@ class Engine:
 
     # -- questions -----------------------------------------------------------------------------------
     def check(
-        self, question: str, domain: str | None = None, k: int | None = None, mode: str | None = None
+        self,
+        question: str,
+        domain: str | None = None,
+        k: int | None = None,
+        mode: str | None = None,
+        hops: int | None = None,
     ) -> Query:
         """The one check of a question on its way in, before any model is loaded: the question stripped and
         within `prompt.max_question_chars`, the domain known (None: every domain), 1 <= k <= MAX_K, a known
-        retrieval mode. Raises `QuestionError` or `UnknownDomainError` with the reason."""
+        retrieval mode, 1 or 2 retrieval rounds (`hops`, default `retrieval.hops`). Raises `QuestionError` or
+        `UnknownDomainError` with the reason."""
         cleaned = _clean_question(question, self.config)
         top_k = k if k is not None else self.config.retrieval.top_k
         if not 1 <= top_k <= MAX_K:
@@ -175,12 +189,15 @@ class Engine:
         mode = mode if mode is not None else self.config.retrieval.mode
         if mode not in RETRIEVAL_MODES:
             raise QuestionError(f"unknown retrieval mode {mode!r} (known: {', '.join(RETRIEVAL_MODES)})")
+        hops = hops if hops is not None else self.config.retrieval.hops
+        if hops not in HOPS:
+            raise QuestionError(f"hops must be one of {', '.join(map(str, HOPS))}, not {hops}")
         if domain:
             domain = self._knowledge.check_domain(domain)
             domains: tuple[str, ...] = (domain,)
         else:
             domain, domains = None, tuple(self._knowledge.domain_names())
-        return Query(question=cleaned, domain=domain, domains=domains, k=top_k, mode=mode)
+        return Query(question=cleaned, domain=domain, domains=domains, k=top_k, mode=mode, hops=hops)
 
     def answer(
         self,
@@ -193,7 +210,8 @@ class Engine:
         mode: str | None = None,
     ) -> Answer:
         """Answer one checked `Query` (a plain string is checked first, with `domain`, `k` and `mode`; a
-        `Query` carries its own). `use_rag=False` skips retrieval: the model's weights alone."""
+        `Query` carries its own). `use_rag=False` skips retrieval: the model's weights alone. A query with two
+        hops searches again with what the model says is still missing (`_answer_in_two_hops`)."""
         started = time.perf_counter()
         if not isinstance(query, Query):
             query = self.check(query, domain, k, mode)
@@ -206,6 +224,8 @@ class Engine:
             evidence = within_threshold(hits, self.config.retrieval.max_distance)
             if not evidence:
                 answer = self._not_covered(question, domain, hits, top_k, timings, started)
+            elif query.hops == 2:
+                answer = self._answer_in_two_hops(query, hits, evidence, vector, timings, started, on_token)
             else:
                 answer = self._generate(question, domain, hits, evidence, top_k, timings, started, on_token, vector)
         query_vector = tuple(float(x) for x in vector)
@@ -270,6 +290,46 @@ class Engine:
         timings["search"] = time.perf_counter() - clock
         return hits, query
 
+    def _answer_in_two_hops(
+        self,
+        query: Query,
+        hits: Sequence[Hit],
+        evidence: Sequence[Hit],
+        vector: npt.NDArray[np.float32],
+        timings: dict[str, float],
+        started: float,
+        on_token: TokenSink | None,
+    ) -> Answer:
+        """Round 1 is done (`hits`); the model names what must be looked up next from its best excerpts (the
+        bridging entity; `generate/follow_up.py`, with its fallback), round 2 searches with the question and that
+        (passages round 1 already found left out), and the answer reads both rounds' evidence, taken in turn."""
+        question, config, embedder = query.question, self.config, self._embedder()
+        first = None
+        if config.evidence.sentences:
+            first = select_evidence(question, vector, evidence, embedder, config.evidence)
+        contexts = [excerpt.text for excerpt in first] if first is not None else [hit.passage.text for hit in evidence]
+        clock = time.perf_counter()
+        generation = config.generation
+        follow = follow_up_query(question, contexts, self._generator(), config.retrieval.follow_up_tokens,
+                                 generation.max_context_tokens - config.retrieval.follow_up_tokens)  # fmt: skip
+        timings["follow_up"] = time.perf_counter() - clock
+        second: dict[str, float] = {}
+        found, follow_vector = self._retrieve(follow.query, query.domains, query.k + len(hits), second, query.mode)
+        more = unseen(found, hits, query.k)
+        timings["search_2"] = second["embed_query"] + second["search"]
+        more_evidence = within_threshold(more, config.retrieval.max_distance)
+        excerpts: list[Excerpt] | None = None
+        if first is not None:
+            follow_excerpts = select_evidence(follow.query, follow_vector, more_evidence, embedder, config.evidence)
+            excerpts = merge_excerpts([first, follow_excerpts])
+        answer = self._generate(question, query.domain, merge_rounds([hits, more]),
+                                merge_rounds([evidence, more_evidence]), query.k, timings, started, on_token,
+                                vector, excerpts)  # fmt: skip
+        used = {hit_key(hit) for hit in answer.hits if hit.in_prompt}
+        marked = [tuple(replace(hit, in_prompt=hit_key(hit) in used) for hit in found) for found in (hits, more)]
+        rounds = (Round(question, "question", marked[0]), Round(follow.query, follow.origin, marked[1], follow.said))
+        return replace(answer, rounds=rounds)
+
     def _passages(self, domain: str) -> Iterable[Passage]:
         """Every stored passage of `domain`, for the support check's whole documents."""
         return self._knowledge.get(domain).space.passages.values()
@@ -317,8 +377,10 @@ class Engine:
         started: float,
         on_token: TokenSink | None,
         query: npt.NDArray[np.float32] | None = None,
+        excerpts: Sequence[Excerpt] | None = None,
     ) -> Answer:
-        """Build the prompt (RAG when `evidence` is given) and stream the answer from the generator."""
+        """Build the prompt (RAG when `evidence` is given) and stream the answer from the generator. `excerpts`
+        are the evidence already chosen (two hops choose per round); otherwise they are chosen here."""
         clock = time.perf_counter()
         generator = self._generator()
         timings["load"] = timings.get("load", 0.0) + time.perf_counter() - clock
@@ -328,8 +390,7 @@ class Engine:
         if evidence is None:
             built = build_norag_prompt(question, generator, self.config.prompt, budget)
         else:
-            excerpts = None
-            if self.config.evidence.sentences and query is not None:
+            if excerpts is None and self.config.evidence.sentences and query is not None:
                 excerpts = select_evidence(question, query, evidence, self._embedder(), self.config.evidence)
             built = build_rag_prompt(question, evidence, generator, self.config, budget, excerpts)
         timings["build_prompt"] = time.perf_counter() - clock

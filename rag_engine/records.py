@@ -175,6 +175,44 @@ class Query:
     domains: tuple[str, ...]
     k: int
     mode: str
+    # Retrieval rounds (`HOPS`): 2 searches again with what the model says is still missing.
+    hops: int = 1
+
+
+# Where a retrieval round's query came from (`Round.origin`): the user's question, the model's follow-up query,
+# or the fallback when the model's follow-up was empty or added nothing (the question + the first round's
+# names and numbers).
+ROUND_ORIGINS = ("question", "model", "fallback")
+
+
+@dataclass(frozen=True)
+class Round:
+    """One retrieval round of a multi-hop answer: the text searched with, where it came from, and its hits
+    (distances to that text, best first). `said` is what the model wrote for a follow-up round ("" otherwise),
+    kept when the fallback replaced it."""
+
+    query: str
+    origin: str
+    hits: tuple[Hit, ...]
+    said: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "origin": self.origin,
+            "said": self.said,
+            "hits": [
+                {
+                    "rank": hit.rank,
+                    "domain": hit.domain,
+                    "path": hit.passage.path,
+                    "span": hit.passage.span,
+                    "distance": hit.distance,
+                    "in_prompt": hit.in_prompt,
+                }
+                for hit in self.hits
+            ],
+        }
 
 
 # How an answer stands against the passages in its prompt (`Answer.grounding`):
@@ -222,6 +260,13 @@ class Answer:
     # The one sentence of the prompt that best supports the answer (None when none does).
     evidence: Sentence | None = None
     grounding: str = ""
+    # A multi-hop answer's retrieval rounds, in order (`hits` is then the rounds' hits merged); empty for one
+    # round, where `hits` says it all.
+    rounds: tuple[Round, ...] = ()
+
+    @property
+    def hops(self) -> int:
+        return max(1, len(self.rounds))
 
     @property
     def closest_distance(self) -> float | None:
@@ -271,6 +316,8 @@ class Answer:
             "support": [claim.to_dict() for claim in self.support],
             "evidence": self.evidence.to_dict() if self.evidence else None,
             "grounding": self.grounding,
+            "hops": self.hops,
+            "rounds": [round_.to_dict() for round_ in self.rounds],
         }
 
 

@@ -18,6 +18,8 @@ MAX_K = 20
 
 # What retrieval ranks by (`retrieval.mode`, or per question): embeddings, words, or both fused.
 RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
+# Retrieval rounds a question may ask for (`retrieval.hops`, `ragscope ask --hops`, `/ask hops:`).
+HOPS = (1, 2)
 FUSION_METHODS = ("blend", "rrf")
 # Where the domains' vectors live (`index.backend`): FAISS files in the data folder, or a PostgreSQL table.
 INDEX_BACKENDS = ("faiss", "pgvector")
@@ -40,7 +42,7 @@ class LoadingConfig:
     extensions: tuple[str, ...] = (".md", ".txt", ".html", ".htm", ".pdf")
     max_file_bytes: int = 20_000_000
     # Files that live in a domain folder but are not documents (the domain's evaluation questions).
-    ignored_names: tuple[str, ...] = ("questions.jsonl",)
+    ignored_names: tuple[str, ...] = ("questions.jsonl", "multihop.jsonl")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,11 @@ class RetrievalConfig:
     # BM25 term-frequency saturation and length normalisation (Lucene's defaults).
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
+    # Retrieval rounds per question (`HOPS`): 2 asks the model what is still missing after the first round
+    # and searches again with that (multi-hop questions: the second document is found through the first).
+    hops: int = 1
+    # The token budget of that follow-up query: a few words, not an answer.
+    follow_up_tokens: int = 24
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,34 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class LabConfig:
+    """The RAG lab's experiments (`rag_engine/lab/`): each runs the real pipeline on the user's question."""
+
+    # Dilution: the k values tried, each capped by what the context window holds.
+    dilution_ks: tuple[int, ...] = (1, 2, 4, 8)
+    # Dilution: whole passages in the prompt (evidence.sentences off for the run), so that k passages really
+    # fill it; false keeps the evidence selection, which caps the context at evidence.max_context_tokens.
+    dilution_whole_passages: bool = True
+    # Redundancy: the MMR trade-offs compared with plain kNN (1.0 would be plain relevance).
+    mmr_lambdas: tuple[float, ...] = (0.7, 0.3)
+    # Two passages closer than this (Euclidean, unit vectors: cosine >= 1 - d²/2) count as near-duplicates.
+    near_duplicate_distance: float = 0.35
+    # The duplicate demo: near-copies made of each of the question's best passages (in memory, never on disk).
+    duplicate_copies: int = 3
+    # ... of this many of them (the question's best passages, best first).
+    duplicate_sources: int = 3
+    # kNN-LM: p = λ·p_kNN + (1−λ)·p_LM; neighbours per step; softmax temperature over negative distances;
+    # the datastore's cap in tokens (a bigger domain is cut there, and the result says so).
+    knnlm_lambda: float = 0.25
+    knnlm_neighbours: int = 16
+    # T is in squared-L2 units: the generator's final hidden states are far apart (Qwen2.5-0.5B: nearest
+    # neighbours at 6,000-16,000), so at T = 1 the nearest one takes all of p_kNN; 1,000 lets several count.
+    knnlm_temperature: float = 1000.0
+    knnlm_max_tokens: int = 20_000
+    knnlm_answer_tokens: int = 24
+
+
+@dataclass(frozen=True)
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     loading: LoadingConfig = field(default_factory=LoadingConfig)
@@ -195,6 +230,7 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    lab: LabConfig = field(default_factory=LabConfig)
     # The raw tables of the surfaces' sections (`SURFACE_SECTIONS`), unchecked: each surface builds and checks
     # its own settings from them with `section` (the bot: `bot.config.bot_config`).
     surface_tables: Mapping[str, Any] = field(default_factory=dict)

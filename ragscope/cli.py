@@ -3,9 +3,9 @@ become a one-line reason and an exit code for the terminal.
 
 Subcommands here: ask, index, domains, chat, watch, pipeline. `run` hands over to the bot (`bot/app.py`), imported only
 then: the console script is where the two packages meet; the engine modules never import the bot or discord.
-The interactive loop is in `chat.py`, the pipeline view's files in `pipeline.py`, the `eval` group in
-`eval_commands.py` (and `eval_qa.py`, `eval_domains.py`, `eval_answers.py`), the options every subcommand shares
-in `options.py`, progress bars in `progress.py`, formatting in `render.py`.
+The interactive loop is in `chat.py`, the pipeline view's files in `pipeline.py`, the RAG lab in `lab.py`, the
+`eval` group in `eval_commands.py` (and `eval_qa.py`, `eval_domains.py`, `eval_answers.py`), the options every
+subcommand shares in `options.py`, progress bars in `progress.py`, formatting in `render.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from rag_engine.config import RETRIEVAL_MODES, Config
+from rag_engine.config import HOPS, RETRIEVAL_MODES, Config
 from rag_engine.engine import Engine, generator_name
 from rag_engine.errors import IndexStoreError, KnowledgeFolderReadError, RagError
 from rag_engine.ingest.incremental import Progress
@@ -26,6 +26,7 @@ from rag_engine.safe_names import display_name
 
 from . import render
 from .eval_commands import add_eval_parser, cmd_eval
+from .lab import add_lab_parser, run_lab
 from .options import common_options, configure
 from .progress import progress_bar
 
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer one question")
     _question_options(ask)
     ask.add_argument("--mode", choices=RETRIEVAL_MODES, help="dense, bm25 or hybrid (default: retrieval.mode)")
+    ask.add_argument(
+        "--hops", type=int, choices=HOPS, help="retrieval rounds: 2 searches again for what is missing (multi-hop)"
+    )
     ask.add_argument("--json", action="store_true", help="print the whole trace as one JSON object")
 
     index = commands.add_parser("index", help="bring the stored indexes up to date, print per-domain status")
@@ -82,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--no-attention", action="store_true", help="skip the attention heatmap (no 2nd model)")
     pipeline.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the files")
 
+    add_lab_parser(commands)
     add_eval_parser(commands)
     return parser
 
@@ -104,7 +109,7 @@ def _ensure_indexed(engine: Engine, domain: str | None) -> None:
 
 def cmd_ask(args: argparse.Namespace, engine: Engine) -> int:
     # Refuse bad input before any model is loaded or index built.
-    query = engine.check(args.question, args.domain, args.k, args.mode)
+    query = engine.check(args.question, args.domain, args.k, args.mode, args.hops)
     if not args.no_rag:
         # The models load in the background: the embedder while the indexes are read, the generator (started by
         # `answer`) while the question is embedded and searched. Not the generator yet: llama.cpp's load silences
@@ -125,6 +130,8 @@ def cmd_ask(args: argparse.Namespace, engine: Engine) -> int:
         if checked:
             print(checked + "\n")
         print(render.sources(answer))
+        if answer.rounds:
+            print(render.rounds(answer))
         print(render.timings(answer))
     return 0
 
@@ -183,6 +190,10 @@ def cmd_pipeline(args: argparse.Namespace, engine: Engine) -> int:
     return run_pipeline(args, engine, _ensure_indexed)
 
 
+def cmd_lab(args: argparse.Namespace, engine: Engine) -> int:
+    return run_lab(args, engine, _ensure_indexed)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Engine], int]] = {
     "ask": cmd_ask,
     "index": cmd_index,
@@ -190,6 +201,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Engine], int]] = {
     "chat": cmd_chat,
     "watch": cmd_watch,
     "pipeline": cmd_pipeline,
+    "lab": cmd_lab,
     "eval": cmd_eval,
 }
 

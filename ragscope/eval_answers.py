@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rag_engine.config import HOPS
 from rag_engine.engine import Engine
-from rag_engine.errors import QuestionError
+from rag_engine.errors import QuestionError, QuestionsFileError
 from rag_engine.evaluation.answers import COLUMNS, evaluate_answers, report
-from rag_engine.evaluation.domains import chosen_domains, load_questions, questions_path
+from rag_engine.evaluation.domains import MULTIHOP_FILE, chosen_domains, load_questions, questions_path
 
 from .options import common_options
 from .progress import progress_bar
@@ -26,11 +27,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "answers",
         help="right answers with RAG, without RAG and with the gold passage (oracle), and why wrong ones are",
-        description="Ask each domain's questions.jsonl questions and score the answers by their key tokens.",
+        description="Ask each domain's questions.jsonl (or multihop.jsonl) questions and score the answers by "
+        "their key tokens.",
     )
     common_options(parser)
     parser.add_argument("--domain", help="only this domain (default: every domain with a questions.jsonl)")
-    parser.add_argument("--questions", type=Path, metavar="FILE", help="another questions file (needs --domain)")
+    parser.add_argument(
+        "--questions",
+        metavar="FILE",
+        help=f"'multihop': each domain's {MULTIHOP_FILE}; else another questions file (needs --domain)",
+    )
+    parser.add_argument(
+        "--hops", type=int, choices=HOPS, help="retrieval rounds for the RAG answers (default: retrieval.hops)"
+    )
     parser.add_argument(
         "--columns", default=",".join(COLUMNS), help=f"comma-separated, of {', '.join(COLUMNS)} (default: all)"
     )
@@ -44,19 +53,34 @@ def run_answers(args: argparse.Namespace, engine: Engine) -> int:
     unknown = set(columns) - set(COLUMNS)
     if unknown or "rag" not in columns:
         raise QuestionError(f"--columns takes rag (always) and any of norag, oracle; not {', '.join(unknown)}")
-    if args.questions is not None and not args.domain:
+    multihop = args.questions == "multihop"
+    if args.questions is not None and not multihop and not args.domain:
         raise QuestionError("--questions needs --domain (the domain whose documents answer them)")
-    names = chosen_domains(engine, args.domain)
+    if multihop:
+        asked = [engine.check_domain(args.domain)] if args.domain else engine.domains()
+        names = [name for name in asked if (engine.domain_folder(name) / MULTIHOP_FILE).is_file()]
+        if not names:
+            raise QuestionsFileError(f"no chosen domain has a {MULTIHOP_FILE}")
+    else:
+        names = chosen_domains(engine, args.domain)
     started = time.perf_counter()
     per_domain = {}
     for name in names:
-        path = args.questions if args.questions is not None else questions_path(engine, name)
+        path = questions_file(engine, name, args.questions)
         questions = load_questions(path)
         with progress_bar(f"asking {name}", "question") as progress:
-            per_domain[name] = evaluate_answers(engine, name, questions, columns, progress)
-    body = report(engine, per_domain, time.perf_counter() - started)
+            per_domain[name] = evaluate_answers(engine, name, questions, columns, progress, args.hops)
+    body = report(engine, per_domain, time.perf_counter() - started, args.hops)
     print(json.dumps(body, ensure_ascii=False, indent=2) if args.json else render(body))
     return 0
+
+
+def questions_file(engine: Engine, domain: str, chosen: str | None) -> Path:
+    """The file `--questions` names for `domain`: its questions.jsonl (None), its multihop.jsonl
+    ("multihop"), or the given path."""
+    if chosen is None:
+        return questions_path(engine, domain)
+    return engine.domain_folder(domain) / MULTIHOP_FILE if chosen == "multihop" else Path(chosen)
 
 
 def _pct(value: float | None) -> str:
@@ -68,9 +92,10 @@ def render(body: dict[str, Any]) -> str:
     rows = [*body["domains"].items(), ("overall", body["overall"])]
     width = max(len(name) for name, _ in rows)
     lines = [
-        f"{body['models']['generator']}, k={body['settings']['k']}, {body['settings']['mode']}",
+        f"{body['models']['generator']}, k={body['settings']['k']}, {body['settings']['mode']}, "
+        f"hops={body['settings']['hops']}",
         f"{'domain':<{width}}  {'asked':>5}  {'RAG':>5}  {'no RAG':>6}  {'oracle':>6}  {'refused*':>8}  "
-        f"{'p50 s':>5}  nearest distance: answerable | unanswerable (min/median/max)",
+        f"{'sources†':>8}  {'p50 s':>5}  nearest distance: answerable | unanswerable (min/median/max)",
     ]
     for name, summary in rows:
         spans = []
@@ -81,10 +106,12 @@ def render(body: dict[str, Any]) -> str:
         lines.append(
             f"{name:<{width}}  {summary['questions']:>5}  {_pct(summary['rag.right']):>5}  "
             f"{_pct(summary['norag.right']):>6}  {_pct(summary['oracle.right']):>6}  "
-            f"{_pct(summary['unanswerable.refused']):>8}  {p50 if p50 is not None else '–':>5}  "
+            f"{_pct(summary['unanswerable.refused']):>8}  {_pct(summary['sources.retrieved']):>8}  "
+            f"{p50 if p50 is not None else '–':>5}  "
             f"{spans[0]} | {spans[1]}"
         )
     lines.append("* unanswerable questions that were refused; RAG, no RAG and oracle count answerable questions")
+    lines.append("† answerable questions whose every source file was retrieved (by either round with two hops)")
     why = body["overall"]["why"]
     if why:
         lines.append("wrong RAG answers: " + ", ".join(f"{reason} {count}" for reason, count in sorted(why.items())))

@@ -47,6 +47,30 @@ def sources(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+# How a round's query came about, in words (`Round.origin`).
+ROUND_ORIGINS = {
+    "question": "the question",
+    "model": "the question + what the model said to look up next",
+    "fallback": "fallback, the model's reply added nothing: the question + the first round's names and numbers",
+}
+
+
+def rounds(answer: Answer) -> str:
+    """A multi-hop answer's retrieval rounds: what each searched with and what it found ("" for one round)."""
+    if not answer.rounds:
+        return ""
+    lines = [f"Retrieval rounds ({answer.hops} hops; the sources above are both rounds, taken in turn):"]
+    for number, found in enumerate(answer.rounds, start=1):
+        origin = ROUND_ORIGINS.get(found.origin, found.origin)
+        said = f"; the model said {snippet(found.said, 80)!r}" if found.origin != "question" else ""
+        lines.append(f"  round {number}: “{snippet(found.query, 200)}” ({origin}{said})")
+        for hit in found.hits:
+            path = display_name(f"{hit.domain}/{hit.passage.path}" if hit.domain else hit.passage.path)
+            used = "in prompt" if hit.in_prompt else ("too far" if hit.distance > answer.max_distance else "not used")
+            lines.append(f"     {hit.rank}. {hit.distance:.3f}  {path} {hit.passage.span}  ({used})")
+    return "\n".join(lines)
+
+
 def not_covered(answer: Answer) -> str:
     """Why a RAG answer has no text: the engine reports the facts (nothing within `max_distance`), this
     words them for the terminal; "" for a covered answer."""

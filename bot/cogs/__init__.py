@@ -4,6 +4,7 @@
 - `domain`     `/domain`: which domain a channel searches
 - `knowledge`  `/knowledge status | upload | reindex`
 - `pipeline`   `/pipeline`: the five RAG steps of one answer
+- `lab`        `/lab k | mmr | retriever | hops | knnlm`: the RAG lab's experiments on one question
 - `eval`       `/eval`: retrieval or answer quality on a domain's questions
 - `help`       `/help`
 

@@ -31,6 +31,11 @@ MODE_CHOICES = [
     app_commands.Choice(name="bm25: shared words", value="bm25"),
     app_commands.Choice(name="hybrid: both, fused", value="hybrid"),
 ]
+# `/ask hops:` — retrieval rounds; the default is the config's `retrieval.hops`.
+HOPS_CHOICES = [
+    app_commands.Choice(name="1: one search", value=1),
+    app_commands.Choice(name="2: search again for what the first search leaves missing (multi-hop)", value=2),
+]
 
 
 class AskCog(commands.Cog):
@@ -44,9 +49,11 @@ class AskCog(commands.Cog):
         k="How many passages to retrieve (default from config)",
         domain="Search this domain instead of the channel's (or 'all')",
         mode="What ranks the passages: embeddings, words, or both (default from config)",
+        hops="Search rounds: 2 searches again for what the first search leaves missing (default from config)",
     )
     @app_commands.autocomplete(domain=domain_choices)
     @app_commands.choices(mode=MODE_CHOICES)
+    @app_commands.choices(hops=HOPS_CHOICES)
     async def ask(
         self,
         interaction: discord.Interaction,
@@ -54,9 +61,11 @@ class AskCog(commands.Cog):
         k: app_commands.Range[int, 1, MAX_K] | None = None,
         domain: str | None = None,
         mode: app_commands.Choice[str] | None = None,
+        hops: app_commands.Choice[int] | None = None,
     ) -> None:
         ranked_by = mode.value if mode is not None else None
-        query = self.bot.engine.check(question, asked_domain(interaction, domain), k, ranked_by)
+        rounds = hops.value if hops is not None else None
+        query = self.bot.engine.check(question, asked_domain(interaction, domain), k, ranked_by, rounds)
         await deliver_answer(self.bot, InteractionAnswer(interaction), query, buttons=self.buttons)
 
     @app_commands.command(name="norag", description="Answer from the model's weights alone, without documents")

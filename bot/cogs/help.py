@@ -21,6 +21,7 @@ Then every number and name of the answer is looked up in those passages: what th
 `/norag` — the model alone, without documents (what it "knows" from its weights)
 `/compare` — both answers, with and without RAG, side by side
 `/pipeline` — the five steps for one question: embedding map, distance table, prompt, attention heatmap
+`/lab k|mmr|retriever|hops|knnlm` — experiments on your question: when RAG works, when it breaks
 `/domain` — show or set which domain this channel asks about
 `/eval` — how well this domain's test questions are answered (`what: retrieval` or `answers`)
 `/knowledge status` — what is indexed: files, passages, skipped or failed files

@@ -12,6 +12,7 @@ and which passages went into the prompt.
 - `status`   `/knowledge status`: what is indexed per domain
 - `eval`     `/eval`: the retrieval and answer evaluation reports
 - `pipeline` a `PipelineView` as five embeds, its two pictures and the prompt file
+- `lab`      a RAG lab report: its lines, its explanation, its picture and JSON
 
 Not here: buttons and their callbacks (`bot.views`),
 choosing what to show when (`bot.answering`, the cogs).

@@ -46,7 +46,8 @@ def _final_body(answer: Answer) -> tuple[str, str]:
     if not answer.covered:  # nothing was generated: the engine gives the facts, the note words them
         return f"I can't answer that from {_where(answer)}.", not_covered_note(answer)
     text = defuse_mentions(answer.text.strip()) or "*(the model produced no text)*"
-    return text, check_note(answer)
+    notes = [note for note in (check_note(answer), rounds_note(answer)) if note]
+    return text, "\n".join(notes)
 
 
 def answer_body(answer: Answer) -> str:
@@ -119,6 +120,24 @@ def not_covered_note(answer: Answer) -> str:
         f"-# Not covered: {reason}, so the model was not asked (it would only guess). "
         "Try **Answer without RAG** to hear the model alone, or `/domain` to ask another domain."
     )
+
+
+# What a later round added to the question (`Round.origin`), in a few words.
+_ORIGINS = {"model": "the model's lead", "fallback": "the first search's names and numbers"}
+
+
+def rounds_note(answer: Answer) -> str:
+    """A multi-hop answer's later rounds in one short line each: what was added to the question for that
+    search and which files it found ("" for one round). The sources embed lists both rounds' passages."""
+    lines = []
+    for number, found in enumerate(answer.rounds[1:], start=2):
+        added = found.query.removeprefix(answer.question).strip() or found.query
+        lead = escaped(defuse_mentions(snippet(added, 120)), 200)
+        files = dict.fromkeys(display_name(hit.passage.path) for hit in found.hits)
+        shown = ", ".join(escaped(name, 80) for name in list(files)[:3]) or "nothing new"
+        origin = _ORIGINS.get(found.origin, found.origin)
+        lines.append(f"-# 🔁 Search {number}: the question + “{lead}” ({origin}) → {shown}")
+    return "\n".join(lines)
 
 
 def check_note(answer: Answer) -> str:

@@ -2,7 +2,10 @@
 
 Each domain's `questions.jsonl` row carries a `key`: the tokens a right answer must contain (numbers exactly,
 else a distinctive name), and a `kind`: "single" (one file answers it), "two-doc" (one fact from each of two
-files) or "unanswerable" (on-topic, but no document holds the answer: the right answer is a refusal).
+files) or "unanswerable" (on-topic, but no document holds the answer: the right answer is a refusal). A domain's
+`multihop.jsonl` holds "multihop" rows: two facts from two files, the second file found through the first; they
+are asked with one or two retrieval rounds (`hops`), and "sources retrieved" counts the questions whose every
+gold file was among the retrieved passages (of either round).
 
 Three columns per question:
 - **RAG**: the engine's answer, as a user gets it (retrieval, threshold, evidence selection, support check);
@@ -118,6 +121,13 @@ class AnswerResult:
     # The nearest retrieved passage's distance: what a refusal threshold would look at.
     nearest: float | None
     retrieved: tuple[str, ...] = field(default=())
+    # A multi-hop RAG answer's rounds: what each searched with, where that came from, the files it found.
+    rounds: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def sources_retrieved(self) -> bool:
+        """Every gold file was among the RAG answer's retrieved passages (of every round)."""
+        return set(self.item.sources) <= set(self.retrieved)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +141,7 @@ class AnswerResult:
             "why": self.why,
             "nearest_distance": self.nearest,
             "retrieved": list(self.retrieved),
+            "rounds": list(self.rounds),
         }
 
 
@@ -185,12 +196,14 @@ def evaluate_answers(
     questions: Sequence[DomainQuestion],
     columns: Sequence[str] = COLUMNS,
     progress: Progress | None = None,
+    hops: int | None = None,
 ) -> list[AnswerResult]:
-    """Ask every question in the chosen columns. Blocking and slow: up to three generations per question."""
+    """Ask every question in the chosen columns, the RAG column with `hops` retrieval rounds (default
+    `retrieval.hops`). Blocking and slow: up to three generations per question (four with two hops)."""
     results = []
     for done, item in enumerate(questions, start=1):
         answers: dict[str, Column] = {}
-        rag = engine.answer(item.question, domain)
+        rag = engine.answer(engine.check(item.question, domain, hops=hops))
         answers["rag"] = score(rag, item)
         if "norag" in columns:
             answers["norag"] = score(engine.answer(item.question, domain, use_rag=False), item)
@@ -200,7 +213,17 @@ def evaluate_answers(
                 answers["oracle"] = score(engine.answer_from(item.question, passages, domain), item)
         nearest = min((hit.distance for hit in rag.hits), default=None)
         files = tuple(dict.fromkeys(hit.passage.path for hit in rag.hits))
-        results.append(AnswerResult(domain, item, answers, why_wrong(rag, item, answers["rag"]), nearest, files))
+        rounds = tuple(
+            {
+                "query": r.query,
+                "origin": r.origin,
+                "said": r.said,
+                "files": list(dict.fromkeys(h.passage.path for h in r.hits)),
+            }
+            for r in rag.rounds
+        )
+        why = why_wrong(rag, item, answers["rag"])
+        results.append(AnswerResult(domain, item, answers, why, nearest, files, rounds))
         if progress:
             progress(done, len(questions))
     return results
@@ -234,7 +257,8 @@ def summarize(results: Sequence[AnswerResult]) -> dict[str, Any]:
     unanswerable = [r for r in results if not r.item.answerable]
     rag_times = [r.columns["rag"].seconds for r in results if r.nearest is not None]
     first = [t for r in results if (t := r.columns["rag"].first_token) is not None]
-    by_kind = {kind: _rate([r for r in results if r.item.kind == kind], "rag") for kind in ("single", "two-doc")}
+    kinds = ("single", "two-doc", "multihop")
+    by_kind = {kind: _rate([r for r in results if r.item.kind == kind], "rag") for kind in kinds}
     return {
         "questions": len(results),
         "answerable": len(answerable),
@@ -244,6 +268,8 @@ def summarize(results: Sequence[AnswerResult]) -> dict[str, Any]:
         "oracle.right": _rate(results, "oracle", True),
         "rag.right.single": by_kind["single"],
         "rag.right.two-doc": by_kind["two-doc"],
+        "rag.right.multihop": by_kind["multihop"],
+        "sources.retrieved": (sum(r.sources_retrieved for r in answerable) / len(answerable) if answerable else None),
         "unanswerable.refused": _rate(results, "rag", False),
         "answerable.refused": (
             sum(r.columns["rag"].refused for r in answerable) / len(answerable) if answerable else None
@@ -256,7 +282,9 @@ def summarize(results: Sequence[AnswerResult]) -> dict[str, Any]:
     }
 
 
-def report(engine: Engine, per_domain: dict[str, list[AnswerResult]], seconds: float) -> dict[str, Any]:
+def report(
+    engine: Engine, per_domain: dict[str, list[AnswerResult]], seconds: float, hops: int | None = None
+) -> dict[str, Any]:
     """The whole run (`ragscope eval answers --json`): models, settings, a summary per domain and overall, and
     every answer."""
     everything = [r for results in per_domain.values() for r in results]
@@ -269,6 +297,7 @@ def report(engine: Engine, per_domain: dict[str, list[AnswerResult]], seconds: f
             "max_distance": config.retrieval.max_distance,
             "evidence_sentences": config.evidence.sentences,
             "copy_bias": config.generation.copy_bias,
+            "hops": hops if hops is not None else config.retrieval.hops,
         },
         "domains": {name: summarize(results) for name, results in per_domain.items()},
         "overall": summarize(everything),

@@ -32,7 +32,10 @@ QUESTIONS_FILE = "questions.jsonl"
 # How deep each question is searched for MRR: deep enough that a near miss still counts for something.
 MRR_DEPTH = 10
 
-QUESTION_KINDS = ("single", "two-doc", "unanswerable")
+QUESTION_KINDS = ("single", "two-doc", "unanswerable", "multihop")
+# Each domain's multi-hop questions (kind "multihop": two facts from two files, the second file found through the
+# first), kept apart from questions.jsonl: `ragscope eval answers --questions multihop` scores them.
+MULTIHOP_FILE = "multihop.jsonl"
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,9 @@ class _Tokens(NamedTuple):
 
 
 class AttentionModel:
-    """The generation GGUF read by transformers, only for attention. Nothing is loaded until the first `attend`
-    (about 15 s for the bundled model); after that the model is kept. One `attend` at a time."""
+    """The generation GGUF read by transformers, for attention (and, through `borrowed`, the lab's kNN-LM
+    hidden states). Nothing is loaded until the first use (about 15 s for the bundled model); after that the
+    model is kept. One user at a time."""
 
     def __init__(self, config: GenerationConfig) -> None:
         self._generation = config
@@ -96,6 +97,16 @@ class AttentionModel:
         """Load now rather than on the first `attend` (e.g. in the background at start-up)."""
         with self._lock:
             self._load()
+
+    @contextlib.contextmanager
+    def borrowed(self) -> Iterator[tuple[Any, Any]]:
+        """`with model.borrowed() as (tokenizer, model):` the transformers tokenizer and model (loaded on first
+        use, `AttentionUnavailable` if they cannot be), held under the same lock as `attend` for the whole block:
+        the lab's kNN-LM runs its own forward passes on the copy the pipeline view already keeps in memory.
+        The model is in eval mode; a borrower must not change its weights or settings."""
+        with self._lock:
+            loaded = self._load()
+            yield loaded.tokenizer, loaded.model
 
     def attend(
         self,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import numpy as np
 
@@ -172,3 +173,11 @@ def _without_repeats(excerpts: Sequence[Excerpt]) -> list[Excerpt]:
         if fresh:
             kept.append(Excerpt(excerpt.hit, fresh, excerpt.score))
     return kept
+
+
+def merge_excerpts(rounds: Sequence[Sequence[Excerpt]]) -> list[Excerpt]:
+    """The excerpts of several retrieval rounds (each best first) taken in turn by rank, without repeated
+    sentences: each round's scores are against its own query, so they do not compare across rounds, and the
+    prompt keeps what fits from the front."""
+    turns = [excerpt for tier in zip_longest(*rounds) for excerpt in tier if excerpt is not None]
+    return _without_repeats(turns)

@@ -39,7 +39,7 @@ def custom_ids(message: MessageRecord) -> list[str]:
 
 async def test_commands_are_registered_with_descriptions(emulator: DiscordEmulator, ragbot: RagBot) -> None:
     registered = {c["name"]: c for c in emulator.global_commands.values()}
-    assert set(registered) == {"ask", "norag", "compare", "domain", "knowledge", "pipeline", "eval", "help"}
+    assert set(registered) == {"ask", "norag", "compare", "domain", "knowledge", "pipeline", "lab", "eval", "help"}
     assert all(c["description"] for c in registered.values())
     ask_options = {o["name"]: o for o in registered["ask"]["options"]}
     assert ask_options["domain"].get("autocomplete") and ask_options["question"]["required"]
