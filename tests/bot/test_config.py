@@ -50,5 +50,5 @@ def test_bad_bot_settings_name_the_problem(tmp_path: Path, text: str, message: s
 
 
 def test_the_bot_settings_are_not_overridden_by_set() -> None:
-    with pytest.raises(ConfigError, match=r"SECTION\.KEY=VALUE with a section of loading, .*watch; not"):
+    with pytest.raises(ConfigError, match=r"SECTION\.KEY=VALUE with a section of loading, .*watch, lab; not"):
         with_overrides(Config(), ["bot.cooldown_burst=1"])
