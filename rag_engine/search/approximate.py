@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rag_engine.search.index import FaissIndex, Floats, Ids, VectorIndex
+from rag_engine.search.index import FaissIndex, Floats, Ids, VectorIndex, reconstructed
 
 # Lists ≈ LISTS_PER_ROOT · √passages: FAISS's guidance for IVF is 4·√n to 16·√n; the low end trains fastest (the
 # share of the passages a query must scan for a given recall hardly depends on how finely they are split).
@@ -157,11 +157,7 @@ class IvfIndex:
         return distances, ids.astype(np.int64)
 
     def vectors(self, ids: Sequence[int] | Ids) -> Floats:
-        wanted = np.asarray(ids, np.int64)
-        if not len(wanted):
-            return np.zeros((0, self.dimension), np.float32)
-        # One call into FAISS for all of them (a search asks for ~200 vectors: a Python loop cost milliseconds).
-        return np.asarray(self._index.reconstruct_batch(wanted), np.float32).reshape(len(wanted), self.dimension)
+        return reconstructed(self._index, ids, self.dimension)
 
     def items(self) -> tuple[Ids, Floats]:
         """Every (id, vector) held, list by list: what a retraining or a move back to exact starts from."""

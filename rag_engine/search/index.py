@@ -74,11 +74,7 @@ class FaissIndex:
         return np.sqrt(np.maximum(squared, 0.0)).astype(np.float32), ids.astype(np.int64)
 
     def vectors(self, ids: Sequence[int] | Ids) -> Floats:
-        wanted = np.asarray(ids, np.int64)
-        if not len(wanted):
-            return np.zeros((0, self.dimension), np.float32)
-        # One call into FAISS for all of them (a search asks for ~200 vectors: a Python loop cost milliseconds).
-        return np.asarray(self._index.reconstruct_batch(wanted), np.float32).reshape(len(wanted), self.dimension)
+        return reconstructed(self._index, ids, self.dimension)
 
     def items(self) -> tuple[Ids, Floats]:
         """Every (id, vector) held, in insertion order: what a move to an approximate index starts from."""
@@ -111,3 +107,12 @@ class FaissIndex:
         if not isinstance(index, faiss.IndexIDMap2):  # an approximate one: `approximate.index_from_bytes`
             raise ValueError(f"not an exact index: {type(index).__name__}")
         return cls(int(index.d), _index=index)
+
+
+def reconstructed(faiss_index: Any, ids: Sequence[int] | Ids, dimension: int) -> Floats:
+    """The stored vectors of `ids` (each must be held) from a FAISS index that maps ids to vectors, in one call
+    into FAISS: a search asks for ~200 of them, and a Python loop of `reconstruct` cost milliseconds."""
+    wanted = np.asarray(ids, np.int64)
+    if not len(wanted):
+        return np.zeros((0, dimension), np.float32)
+    return np.asarray(faiss_index.reconstruct_batch(wanted), np.float32).reshape(len(wanted), dimension)
