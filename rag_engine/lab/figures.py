@@ -7,10 +7,11 @@ and, below it, the answers or lists it is about, as plain text. What each experi
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from rag_engine.explain.canvas import FONT_PT, cut
+from rag_engine.explain.canvas import FONT_PT
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 # One colour per compared series (the pipeline view's palette), in order.
 SERIES_COLOURS = ("#4e79a7", "#e15759", "#59a14f", "#b07aa1", "#edc948", "#76b7b2")
 # Characters per line of a text panel at FONT_PT on the 800 px wide figure.
-PANEL_CHARS = 118
+PANEL_CHARS = 104
 
 
 def titled(figure: Figure, title: str, subtitle: str) -> None:
@@ -51,14 +52,16 @@ def grouped_bars(
 
 
 def text_panel(figure: Figure, rect: tuple[float, float, float, float], heading: str, rows: Sequence[str]) -> None:
-    """Lines of text in `rect` (figure fractions), each cut to fit the panel's width; as many as fit."""
+    """Lines of text in `rect` (figure fractions): each row wrapped to the panel's width (an answer is read
+    whole, not cut at the edge), as many lines as fit, the last one marked when more did not fit."""
     panel = figure.add_axes(rect)
     panel.axis("off")
     line_height = 0.03 / rect[3]  # 18 px a line, in the panel's own 0..1 height
     panel.text(0.0, 1.0, heading, fontsize=FONT_PT, fontweight="bold", va="top", transform=panel.transAxes)
     fitting = max(0, int((1.0 - line_height) / line_height))
     chars = int(PANEL_CHARS * rect[2] / 0.96)
-    for number, row in enumerate(rows[:fitting], start=1):
-        panel.text(
-            0.0, 1.0 - number * line_height, cut(row, chars), fontsize=FONT_PT, va="top", transform=panel.transAxes
-        )
+    lines = [line for row in rows for line in (textwrap.wrap(row, chars, subsequent_indent="   ") or [""])]
+    if len(lines) > fitting:
+        lines = [*lines[: max(0, fitting - 1)], "…"] if fitting else []
+    for number, line in enumerate(lines, start=1):
+        panel.text(0.0, 1.0 - number * line_height, line, fontsize=FONT_PT, va="top", transform=panel.transAxes)
