@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag_engine.engine import Engine, generator_name
+from rag_engine.engine import Engine
 from rag_engine.evaluation.domains import DomainQuestion
 from rag_engine.generate.spans import NUMBER_WORDS
 from rag_engine.generate.support import is_refusal
@@ -290,7 +290,7 @@ def report(
     everything = [r for results in per_domain.values() for r in results]
     config = engine.config
     return {
-        "models": {"embedding": config.embedding.model, "generator": generator_name(config)},
+        "models": engine.models(),
         "settings": {
             "k": config.retrieval.top_k,
             "mode": config.retrieval.mode,

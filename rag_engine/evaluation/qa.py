@@ -35,7 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rag_engine.engine import Engine, generator_name
+from rag_engine.engine import Engine
 from rag_engine.errors import QuestionError, SquadError
 from rag_engine.evaluation.answers import gold_passages
 from rag_engine.ingest.incremental import Progress
@@ -337,7 +337,7 @@ def evaluate_squad(
         )
         if progress:
             progress(done, len(chosen))
-    models = {"embedding": engine.config.embedding.model, "generator": generator_name(engine.config)}
+    models = engine.models()
     return QaReport(
         squad=squad.name,
         domain=domain,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,14 @@ def embedding_title(config: EmbeddingConfig) -> str:
         return config.model
     quantization = vector_backend(config).removeprefix("onnx-int8-")
     return f"{config.model} (onnx)" if config.backend == "onnx" else f"{config.model} (onnx-int8, {quantization})"
+
+
+def sentence_embedding(config: EmbeddingConfig, full_precision: bool) -> EmbeddingConfig | None:
+    """The float32 encoder that scores evidence sentences when the index's is int8 and `full_precision` asks for
+    one (the same model's float32 ONNX export); None: the index's own encoder scores them."""
+    if not full_precision or config.backend != "onnx-int8":
+        return None
+    return replace(config, backend="onnx")
 
 
 def export_root(config: EmbeddingConfig) -> Path:

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from rag_engine.answering import AnswerFlow
 from rag_engine.config import Config
 from rag_engine.engine import Engine
 from rag_engine.errors import ModelError
@@ -74,7 +75,9 @@ def test_a_failed_background_load_is_raised_where_the_generator_is_needed(config
     assert len(attempts) == 1 and attempts[0] is not threading.current_thread()
 
 
-def test_an_answer_that_needs_no_generator_returns_only_after_its_load(config: Config) -> None:
+def test_an_answer_that_needs_no_generator_returns_only_after_its_load(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """llama.cpp's load silences the process's stdout and stderr for a moment: an answer returned meanwhile
     (nothing in the documents is near) would have its caller print into that silence. So it waits for the load."""
     release, answered = threading.Event(), threading.Event()
@@ -85,13 +88,15 @@ def test_an_answer_that_needs_no_generator_returns_only_after_its_load(config: C
         events.append("loaded")
         return EchoGenerator()
 
-    class Watched(Engine):
-        def _not_covered(self, *args: Any, **kwargs: Any) -> Answer:
-            events.append("answered")
-            answered.set()
-            return super()._not_covered(*args, **kwargs)
+    not_covered = AnswerFlow._not_covered
 
-    engine = Watched(config, embedder=HashingEmbedder, generator=held)
+    def watched(flow: AnswerFlow, *args: Any, **kwargs: Any) -> Answer:
+        events.append("answered")
+        answered.set()
+        return not_covered(flow, *args, **kwargs)
+
+    monkeypatch.setattr(AnswerFlow, "_not_covered", watched)
+    engine = Engine(config, embedder=HashingEmbedder, generator=held)
     returned = threading.Event()
 
     def ask() -> None:
