@@ -170,7 +170,7 @@ def walk_domain(root: Path, domain: str, loading: LoadingConfig, scandir: Scandi
             name, relative = entry.name, prefix + entry.name
             try:
                 if entry.is_symlink():
-                    if not is_candidate(Path(name), loading):
+                    if not is_candidate(name, loading):
                         continue
                     try:
                         target = resolve_inside(entry.path, root_real, relative)
@@ -189,7 +189,7 @@ def walk_domain(root: Path, domain: str, loading: LoadingConfig, scandir: Scandi
                 elif entry.is_dir(follow_symlinks=False):
                     if not name.startswith("."):
                         subfolders.append((entry.path, relative, _identity(entry.stat(follow_symlinks=False)), False))
-                elif entry.is_file(follow_symlinks=False) and is_candidate(Path(name), loading):
+                elif entry.is_file(follow_symlinks=False) and is_candidate(name, loading):
                     info = entry.stat(follow_symlinks=False)
                     walk.files.append((relative, ConfinedPath.inside(entry.path, root_real, relative), info))
             except (FileNotFoundError, NotADirectoryError):

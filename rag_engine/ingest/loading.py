@@ -50,9 +50,10 @@ _REASON_CHARS = 160
 _SCRATCH_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload", ".bak")
 
 
-def is_candidate(path: Path, config: LoadingConfig) -> bool:
-    """True for files the indexer should look at (and report on); hidden, scratch and ignored files are silent."""
-    name = path.name
+def is_candidate(name: str, config: LoadingConfig) -> bool:
+    """True for a file name the indexer should look at (and report on); hidden, scratch and ignored files are
+    silent. A name, not a path: the folder walk asks this of every file, and a `Path` per file costs more than
+    the check."""
     if name.startswith((".", "~")) or name.endswith("~") or (name.startswith("#") and name.endswith("#")):
         return False
     if name == "4913" or name.lower().endswith(_SCRATCH_SUFFIXES):

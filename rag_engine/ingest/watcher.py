@@ -75,7 +75,7 @@ def affected_domain(root: Path, path: str, is_directory: bool, loading: LoadingC
         return None if parts[-1].startswith(".") else parts[0]  # a subfolder moved in or out carries files
     name = PurePath(parts[-1])
     # `foo.md.swp`, `#foo.md#`, `4913`, `foo.md~`, `.foo.md.tmp`: none has a supported suffix or is a candidate.
-    if name.suffix.lower() not in loading.extensions or not is_candidate(Path(name), loading):
+    if name.suffix.lower() not in loading.extensions or not is_candidate(name.name, loading):
         return None
     return parts[0]
 

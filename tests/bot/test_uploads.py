@@ -83,7 +83,7 @@ def test_extensions_may_be_given_without_dots_or_in_capitals() -> None:
 def test_every_safe_name_is_a_candidate_for_the_indexer() -> None:
     config = LoadingConfig()
     for name in ["notes.md", "#draft.md", "x.bak.md", "a b.txt", "Report.PDF"]:
-        assert is_candidate(Path(safe_filename(name, EXTENSIONS)), config)
+        assert is_candidate(safe_filename(name, EXTENSIONS), config)
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ def test_the_temporary_file_is_hidden_from_the_watcher(domain: Path, monkeypatch
     config = LoadingConfig()
     for src, _ in moves:
         assert src.startswith(".") and Path(src).parent == Path(".")
-        assert not is_candidate(Path(src), config)
+        assert not is_candidate(src, config)
 
 
 def test_without_hard_links_a_new_file_is_still_saved(domain: Path, monkeypatch: pytest.MonkeyPatch) -> None:

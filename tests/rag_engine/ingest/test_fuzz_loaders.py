@@ -160,7 +160,7 @@ def test_a_sync_over_random_files_records_every_file_and_indexes_the_good_ones(
             Path(current, name).relative_to(domain).as_posix()
             for current, _, names in os.walk(domain)
             for name in names
-            if is_candidate(Path(current, name), config.loading)
+            if is_candidate(name, config.loading)
         }
         records = engine.snapshot("mixed").records
         assert set(records) == candidates

@@ -74,10 +74,10 @@ def test_a_file_deleted_before_reading_is_a_reason_not_a_crash(tmp_path: Path) -
         load_document(tmp_path / "gone.md", "gone.md", CONFIG)
 
 
-def test_hidden_editor_and_ignored_files_are_not_candidates(tmp_path: Path) -> None:
-    assert is_candidate(tmp_path / "notes.md", CONFIG)
+def test_hidden_editor_and_ignored_files_are_not_candidates() -> None:
+    assert is_candidate("notes.md", CONFIG)
     for name in (".hidden.md", "notes.md~", "~$draft.md", "questions.jsonl"):
-        assert not is_candidate(tmp_path / name, CONFIG)
+        assert not is_candidate(name, CONFIG)
 
 
 def test_a_utf16_file_with_a_bom_is_text_not_binary(tmp_path: Path) -> None:
