@@ -20,6 +20,7 @@ import stat
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PosixPath
 
 from rag_engine.config import LoadingConfig
@@ -85,7 +86,9 @@ class Walk:
     """What one walk of a domain folder found: candidate files with their stat, and what it did not follow
     (links leading outside, nowhere or in a loop; folders nested too deep), by relative path, with why."""
 
-    files: list[tuple[str, Path, os.stat_result]] = field(default_factory=list)
+    # (relative path, where it is, stat): "where" makes the file's `ConfinedPath` when called. Only the files a
+    # sync reads need one, and a `Path` per walked file was half the walk of a 5,000-file domain.
+    files: list[tuple[str, Callable[[], Path], os.stat_result]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
     def scan(self) -> Scan:
@@ -93,8 +96,8 @@ class Walk:
         too, so a file that failed as unreadable is read again once its permissions are fixed (its mtime
         alone would never change), and on a copy that kept an old mtime (`cp -p` over a file)."""
         return {
-            relative: (info.st_size, max(info.st_mtime_ns, info.st_ctime_ns), path)
-            for relative, path, info in self.files
+            relative: (info.st_size, max(info.st_mtime_ns, info.st_ctime_ns), where)
+            for relative, where, info in self.files
         }
 
 
@@ -151,6 +154,7 @@ def walk_domain(root: Path, domain: str, loading: LoadingConfig, scandir: Scandi
         raise KnowledgeFolderReadError(f"domain folder {domain} is gone or not followed ({exc})") from exc
     root_info = os.stat(root_real)
     walk = Walk()
+    confined = ConfinedPath.inside
     # (folder, its relative path with a trailing slash, depth, identities of the folders above it and itself)
     stack = [(top, "", 0, frozenset({_identity(root_info), _identity(top_info)}))]
     while stack:
@@ -185,13 +189,13 @@ def walk_domain(root: Path, domain: str, loading: LoadingConfig, scandir: Scandi
                     if stat.S_ISDIR(info.st_mode):
                         subfolders.append((target, relative, _identity(info), True))
                     elif stat.S_ISREG(info.st_mode):
-                        walk.files.append((relative, ConfinedPath.inside(entry.path, root_real, relative), info))
+                        walk.files.append((relative, partial(confined, entry.path, root_real, relative), info))
                 elif entry.is_dir(follow_symlinks=False):
                     if not name.startswith("."):
                         subfolders.append((entry.path, relative, _identity(entry.stat(follow_symlinks=False)), False))
                 elif entry.is_file(follow_symlinks=False) and is_candidate(name, loading):
                     info = entry.stat(follow_symlinks=False)
-                    walk.files.append((relative, ConfinedPath.inside(entry.path, root_real, relative), info))
+                    walk.files.append((relative, partial(confined, entry.path, root_real, relative), info))
             except (FileNotFoundError, NotADirectoryError):
                 continue  # deleted between the listing and the stat
             except OSError as exc:

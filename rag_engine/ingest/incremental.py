@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 EMBED_GROUP_SIZE = 256
 
 Progress = Callable[[int, int], None]
-# relative path -> (size, mtime_ns, absolute path) of every candidate file in a domain folder.
-Scan = dict[str, tuple[int, int, Path]]
+# relative path -> (size, mtime_ns, where) of every candidate file in a domain folder; `where()` makes the
+# file's path (checked against the folder's boundary each time it is opened) for the files a sync reads.
+Scan = dict[str, tuple[int, int, Callable[[], Path]]]
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def _read_changes(
         changes.old_ids.update(base[rel].passage_ids)
         changes.removed += base[rel].reason is None
     for rel in to_read:
-        size, mtime_ns, path = scan[rel]
+        size, mtime_ns, where = scan[rel]
+        path = where()
         prior = base.get(rel)
         was_indexed = prior is not None and prior.reason is None
         try:

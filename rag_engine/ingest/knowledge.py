@@ -95,8 +95,8 @@ class KnowledgeBase:
 
     def files(self, domain: str) -> Iterator[tuple[str, Path]]:
         """(relative posix path, absolute path) of every candidate file, hidden folders excluded."""
-        for relative, path, _ in self._walk(domain).files:
-            yield relative, path
+        for relative, where, _ in self._walk(domain).files:
+            yield relative, where()
 
     def _walk(self, domain: str) -> Walk:
         """Candidate files with one `stat` each, and what was not followed (logged once each). Raises

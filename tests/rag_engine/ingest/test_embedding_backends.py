@@ -204,6 +204,15 @@ def embedders(export_root: Path) -> dict[str, SentenceTransformerEmbedder]:
 
 
 @pytest.mark.real_models
+def test_onnx_sessions_do_not_spin(embedders: dict[str, SentenceTransformerEmbedder]) -> None:
+    """The index and sentence encoders share one process and 2 cores: an idle session's busy-waiting threads
+    would slow the other 2-4x (benchmarks/bench_onnx_spinning.py)."""
+    for backend in ("onnx", "onnx-int8"):
+        session = embedders[backend].model[0].auto_model.model
+        assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+@pytest.mark.real_models
 def test_each_backend_gives_unit_vectors_close_to_torch(embedders: dict[str, SentenceTransformerEmbedder]) -> None:
     torch = embedders["torch"].embed(SENTENCES)
     for backend, floor in (("onnx", 0.9999), ("onnx-int8", 0.99)):
