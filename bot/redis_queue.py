@@ -131,6 +131,8 @@ class RedisJobQueue:
         self._length = 0  # entries in the jobs stream at the last look, plus ours since
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
+        # Set by `stop()`: the poller ends at its next turn even if a cancellation never reaches it (below).
+        self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._alongside = alongside
         self._alongside_stop = threading.Event()
@@ -156,6 +158,7 @@ class RedisJobQueue:
         except RedisError as exc:
             log.warning("the Redis queue cannot be reached (%s): questions are refused until it is back", exc)
         if self._poller is None:
+            self._stopping = False
             self._poller = asyncio.create_task(self._watch_line(), name="redis-queue-positions")
         if self._alongside is not None and self._alongside_task is None:
             self._alongside_stop.clear()
@@ -167,6 +170,8 @@ class RedisJobQueue:
         """Give up this gateway's jobs (workers skip them), stop measuring, close the client."""
         poller, self._poller = self._poller, None
         if poller is not None:
+            self._stopping = True
+            self._wake.set()
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
@@ -270,11 +275,18 @@ class RedisJobQueue:
 
     # -- positions ------------------------------------------------------------------------------------------
     async def _watch_line(self) -> None:
+        # `stop()` cancels this loop, but a cancellation can be lost: one that lands while a Redis command is in
+        # flight was swallowed by the client (redis-py 8.2), and `asyncio.wait_for` on Python 3.11 swallows one that
+        # lands as its wait ends; a CI run then waited in `stop()` forever. So the loop also ends on `_stopping`,
+        # and waits with `asyncio.timeout`, which tells its own cancellation from the caller's.
         failing = False
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self._measure()
             except RedisError as exc:

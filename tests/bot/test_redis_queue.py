@@ -319,3 +319,24 @@ async def test_a_gateway_whose_redis_is_down_starts_and_refuses_questions_with_a
             await asyncio.wait_for(queue.answer(job_for(engine_with(config)), Recorder(), None), TIMEOUT)
     finally:
         await queue.stop()
+
+
+@pytest.mark.parametrize("spins", [0, 1, 2])
+async def test_stop_ends_the_position_poller_even_as_it_wakes(
+    redis_server: RedisServer, keys: QueueKeys, spins: int
+) -> None:
+    """A question's arrival wakes the poller; a `stop()` in the same instant must still end it. The cancellation
+    then lands while the poller's Redis command is in flight, and the client swallowed it: `stop()` waited
+    forever (a CI run hung here). The wake is set by hand so that the cancellation lands just then."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    queue = RedisJobQueue(client, keys, poll_seconds=30.0)  # only the wake can end a wait within the test
+    await queue.start()
+    await asyncio.sleep(0.05)  # the poller is waiting
+    queue._wake.set()
+    for _ in range(spins):
+        await asyncio.sleep(0)
+    stopping = asyncio.create_task(queue.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=TIMEOUT)
+    if not done:
+        stopping.cancel()  # a second cancellation gets through: leave nothing running
+    assert stopping in done, "stop() did not return"
