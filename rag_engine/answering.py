@@ -29,7 +29,7 @@ from rag_engine.generate.generation import Generator, TracedGenerator, generator
 from rag_engine.generate.grounding import mark_tokens
 from rag_engine.generate.prompt import build_norag_prompt, build_rag_prompt
 from rag_engine.generate.verification import check_answer, whole_documents
-from rag_engine.ingest.embedding import embedding_title, sentence_embedding
+from rag_engine.ingest.embedding import embedding_title
 from rag_engine.ingest.knowledge import KnowledgeBase
 from rag_engine.records import Answer, Hit, Passage, Query, Round
 from rag_engine.seams import Embedder, Lazy
@@ -125,10 +125,11 @@ class AnswerFlow:
 
     def _excerpts(self, question: str, vector: Vector, evidence: Sequence[Hit]) -> list[Excerpt]:
         """The evidence sentences for `question` (whose search vector is `vector`) from `evidence`."""
-        if self._sentences is None:
-            return select_evidence(question, vector, evidence, self._embedder(), self.config.evidence)
-        embedder = self._sentences()
-        return select_evidence(question, embedder.embed([question])[0], evidence, embedder, self.config.evidence)
+        index = self._embedder()
+        embedder = self._sentences() if self._sentences is not None else index
+        if embedder is not index:  # the question too, in the sentences' space
+            vector = embedder.embed([question])[0]
+        return select_evidence(question, vector, evidence, embedder, self.config.evidence)
 
     def _answer_in_two_hops(
         self,
@@ -175,9 +176,9 @@ class AnswerFlow:
         """The models behind an answer, for its trace (the sentence encoder only when it is a separate one)."""
         config = self.config
         models = {"embedding": embedding_title(config.embedding), "generator": generator_title(config.generation)}
-        sentences = sentence_embedding(config.embedding, config.evidence.full_precision)
-        if self._sentences is not None and sentences is not None:
-            models["evidence_embedding"] = embedding_title(sentences)
+        sentences = self._sentences.made() if self._sentences is not None else None
+        if sentences is not None and sentences is not self._embedder.made():
+            models["evidence_embedding"] = sentences.name
         return models
 
     def _not_covered(

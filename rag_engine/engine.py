@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from rag_engine.explain.view import AttentionSource, PipelineView
 from rag_engine.generate.backends import make_generator
 from rag_engine.generate.generation import Generator, generator_title
 from rag_engine.ingest.embed_cache import EmbeddingCache
-from rag_engine.ingest.embedding import SentenceTransformerEmbedder, sentence_embedding
+from rag_engine.ingest.embedding import SentenceTransformerEmbedder, float32_sentences, sentence_embedding
 from rag_engine.ingest.incremental import DomainIndex
 from rag_engine.ingest.knowledge import KnowledgeBase, Progress
 from rag_engine.records import Answer, DomainStats, Hit, IndexUpdate, Query
@@ -58,14 +59,13 @@ class Engine:
         self._generator = Lazy(generator or (lambda: make_generator(config.generation, config.prompt.system)))
         # The pipeline view's attention model: a second copy of the generator, made only when a view asks.
         self._attention = Lazy(attention or (lambda: AttentionModel(config.generation)))
-        # Evidence sentences get a float32 encoder of their own when the index's is int8 (see answering.py);
-        # an embedder handed in (a test's fake) embeds them too unless a sentence embedder is handed in as well.
+        # Evidence sentences get a float32 encoder of their own when the index's is int8 (see answering.py).
         sentences = sentence_embedding(config.embedding, config.evidence.full_precision)
         self._sentences: Lazy[Embedder] | None = None
         if sentence_embedder is not None:
             self._sentences = Lazy(sentence_embedder)
-        elif sentences is not None and embedder is None:
-            self._sentences = Lazy(lambda: SentenceTransformerEmbedder(sentences))
+        elif sentences is not None:
+            self._sentences = Lazy(partial(float32_sentences, self._embedder, sentences))
         # A store may be handed in (tests that watch its syncs); by default the engine makes its own.
         self._knowledge = knowledge or KnowledgeBase(config, self._embedder)
         self._flow = AnswerFlow(config, self._knowledge, self._embedder, self._generator, self._sentences)

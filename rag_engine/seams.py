@@ -82,6 +82,10 @@ class Lazy(Generic[T]):
                 with self._state:
                     self._failure = exc
 
+    def made(self) -> T | None:
+        """The object if it has been created, without creating it or waiting for it."""
+        return self._value
+
     def __call__(self) -> T:
         loading = self._loading
         if loading is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import numpy as np
 from rag_engine.config import EmbeddingConfig
 from rag_engine.errors import ModelError
 from rag_engine.ingest.onnx_export import default_export_root, ensure_export, onnx_file, variant_name
-from rag_engine.seams import Vectors
+from rag_engine.seams import Embedder, Vectors
 
 BUNDLED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 # ONNX Runtime's full telemetry opt-out on Linux and macOS (nothing created, nothing sent); see `_load_onnx`.
@@ -69,6 +69,15 @@ def sentence_embedding(config: EmbeddingConfig, full_precision: bool) -> Embeddi
     if not full_precision or config.backend != "onnx-int8":
         return None
     return replace(config, backend="onnx")
+
+
+def float32_sentences(index: Callable[[], Embedder], sentences: EmbeddingConfig) -> Embedder:
+    """The encoder of evidence sentences beside `index`, the index's encoder: a float32 one made from `sentences`
+    when the index's really is int8; any other (float32 already, or a test's fake) scores the sentences itself."""
+    embedder = index()
+    if isinstance(embedder, SentenceTransformerEmbedder) and embedder.backend.startswith("onnx-int8"):
+        return SentenceTransformerEmbedder(sentences)
+    return embedder
 
 
 def export_root(config: EmbeddingConfig) -> Path:

@@ -21,6 +21,7 @@ from rag_engine.evaluation.domains import load_questions
 from rag_engine.generate.backends import make_generator
 from rag_engine.generate.generation import Generator
 from rag_engine.ingest.embedding import sentence_embedding
+from rag_engine.seams import Embedder
 from tests.conftest import REPO, SHIPPED_KNOWLEDGE
 from tests.fakes import EchoGenerator, HashingEmbedder
 
@@ -49,7 +50,7 @@ def test_only_an_int8_index_gets_a_float32_sentence_encoder(
 
 
 def test_the_sentence_encoder_scores_the_evidence_and_the_index_encoder_only_searches(config: Config) -> None:
-    index, sentences = HashingEmbedder(), HashingEmbedder()
+    index, sentences = HashingEmbedder(), HashingEmbedder(name="the sentence encoder")
     engine = Engine(
         with_evidence(config, "onnx-int8"),
         embedder=lambda: index,
@@ -62,12 +63,12 @@ def test_the_sentence_encoder_scores_the_evidence_and_the_index_encoder_only_sea
     assert not any(text.startswith("zorblat: ") for call in index.calls for text in call)
     assert sentences.calls[0] == ["What does the zorblat eat?"]  # the question again, in the sentences' space
     assert any(text.startswith("zorblat: ") for call in sentences.calls[1:] for text in call)
-    assert answer.models["evidence_embedding"] == "all-MiniLM-L6-v2 (onnx)"
+    assert answer.models["evidence_embedding"] == "the sentence encoder"
     assert engine.models() == dict(answer.models)
 
 
-def test_an_embedder_handed_in_scores_the_sentences_too(config: Config) -> None:
-    """A test's fake stays the only model: no float32 export is loaded behind it."""
+def test_an_index_encoder_that_is_not_int8_scores_the_sentences_itself(config: Config) -> None:
+    """The float32 sentence encoder is made only beside a real int8 encoder: a test's fake stays the only model."""
     index = HashingEmbedder()
     engine = Engine(with_evidence(config, "onnx-int8"), embedder=lambda: index, generator=EchoGenerator)
     answer = engine.answer("What does the zorblat eat?", "zoology")
@@ -115,15 +116,20 @@ def test_an_int8_index_with_float32_sentences_builds_torchs_prompts(tmp_path: Pa
     recorder = PromptRecorder(make_generator(shipped.generation, shipped.prompt.system))
     questions = [item.question for item in load_questions(SHIPPED_KNOWLEDGE / "cooking" / "questions.jsonl")]
 
-    def prompts(config: Config) -> list[str]:
-        engine = Engine(config, generator=lambda: recorder)
+    def prompts(config: Config, index: Embedder | None = None) -> list[str]:
+        engine = Engine(config, embedder=(lambda: index) if index else None, generator=lambda: recorder)
         recorder.prompts = []
         for question in questions:
             engine.answer(question, "cooking")
+        if index is None:
+            made.append(engine.embedder())
         return recorder.prompts
 
+    made: list[Embedder] = []
     torch = prompts(with_evidence(shipped, "torch"))
     default = prompts(shipped)
+    # A real int8 encoder handed in (as the server tests share one) still gets its float32 sentence encoder.
+    assert prompts(shipped, made[-1]) == default
     int8_throughout = prompts(with_evidence(shipped, "onnx-int8", full_precision=False))
     assert len(torch) == len(default) == len(int8_throughout) >= 10
     same_as_torch = sum(a == b for a, b in zip(default, torch, strict=True))
