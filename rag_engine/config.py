@@ -267,7 +267,7 @@ def _validate_index(index: IndexConfig) -> None:
     if not 1 <= index.ef_search <= 1000:  # pgvector's own bounds
         raise ConfigError("index.ef_search must be between 1 and 1000")
     if index.read_only and index.backend != "pgvector":
-        raise ConfigError("index.read_only needs index.backend = \"pgvector\" (a FAISS index lives in one process)")
+        raise ConfigError('index.read_only needs index.backend = "pgvector" (a FAISS index lives in one process)')
     if index.approximate_above_passages < 1:
         raise ConfigError("index.approximate_above_passages must be at least 1")
 

@@ -309,7 +309,4 @@ class PgStore:
 
 
 def _passages(rows: Any) -> dict[int, Passage]:
-    return {
-        int(row[0]): Passage(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6])
-        for row in rows
-    }
+    return {int(row[0]): Passage(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows}

@@ -185,4 +185,3 @@ class NpzStore:
             return None
         self._journal.adopt(stored, snapshot)
         return snapshot
-

@@ -39,10 +39,15 @@ def reader_config(config: Config, schema: str, folder: Path) -> Config:
 
 def ledger_text(number: int) -> str:
     """Two paragraphs of ~600 characters (one passage each, with 800-character chunks) naming the same number."""
-    return "\n\n".join(
-        " ".join(f"The {side} ledger records entry number {number} for the Quenth valley, line {n}." for n in range(8))
-        for side in ("alpha", "omega")
-    ) + "\n"
+    return (
+        "\n\n".join(
+            " ".join(
+                f"The {side} ledger records entry number {number} for the Quenth valley, line {n}." for n in range(8)
+            )
+            for side in ("alpha", "omega")
+        )
+        + "\n"
+    )
 
 
 def ledger_number(text: str) -> int:
