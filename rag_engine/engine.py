@@ -59,8 +59,10 @@ class Engine:
         self._generator = Lazy(generator or (lambda: make_generator(config.generation, config.prompt.system)))
         # The pipeline view's attention model: a second copy of the generator, made only when a view asks.
         self._attention = Lazy(attention or (lambda: AttentionModel(config.generation)))
-        # Evidence sentences get a float32 encoder of their own when the index's is int8 (see answering.py).
-        sentences = sentence_embedding(config.embedding, config.evidence.full_precision)
+        # Evidence sentences get a float32 encoder of their own when the index's is int8 (see answering.py);
+        # none at all when the prompt carries whole passages (a cold `ask` would load it in the background).
+        evidence = config.evidence
+        sentences = sentence_embedding(config.embedding, evidence.sentences and evidence.full_precision)
         self._sentences: Lazy[Embedder] | None = None
         if sentence_embedder is not None:
             self._sentences = Lazy(sentence_embedder)

@@ -331,7 +331,7 @@ async def test_stop_ends_the_position_poller_even_as_it_wakes(
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     queue = RedisJobQueue(client, keys, poll_seconds=30.0)  # only the wake can end a wait within the test
     await queue.start()
-    await asyncio.sleep(0.05)  # the poller is waiting
+    await asyncio.sleep(0)  # one turn: the poller starts and waits for its wake
     queue._wake.set()
     for _ in range(spins):
         await asyncio.sleep(0)
