@@ -76,6 +76,11 @@ class Engine:
         """The embedding model (loaded on first call): what the evaluation harness embeds with too."""
         return self._embedder()
 
+    def sentence_embedder(self) -> Embedder:
+        """The encoder of evidence sentences (loaded on first call): its own float32 model beside an int8 index
+        encoder, else the embedder itself. Hand it to another engine to share it."""
+        return self._sentences() if self._sentences is not None else self._embedder()
+
     def load_embedder_in_background(self) -> None:
         """Start loading the embedding model now, in the background (`ragscope ask` reads the indexes meanwhile)."""
         self._embedder.start()

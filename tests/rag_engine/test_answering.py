@@ -88,6 +88,7 @@ def test_an_engine_made_from_another_shares_its_sentence_encoder(config: Config)
     second = first.with_config(first.config.with_paths(data_dir=Path(first.config.paths.data_dir) / "other"))
     second.answer("What does the zorblat eat?", "zoology")
     assert sentences.calls
+    assert first.sentence_embedder() is second.sentence_embedder() is sentences
 
 
 # -- the real thing ---------------------------------------------------------------------------------------------

@@ -167,7 +167,12 @@ def test_warming_the_system_prompt_at_load_leaves_answers_identical(
     assert system_tokens > 0  # held since the load
     plain_evals, warmed_evals = counted_evals(plain), counted_evals(warmed)
     engines = [
-        Engine(shipped_config, embedder=real_engine.embedder, generator=held(generator))
+        Engine(
+            shipped_config,
+            embedder=real_engine.embedder,
+            generator=held(generator),
+            sentence_embedder=real_engine.sentence_embedder,
+        )
         for generator in (plain, warmed)
     ]
     for number, (question, domain) in enumerate(

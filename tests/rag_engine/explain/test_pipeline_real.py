@@ -84,7 +84,8 @@ def test_cli_pipeline_with_real_models(real_engine: Engine, tmp_path: Path, caps
     def same_engine(config: Config) -> Engine:
         # The session's models, already loaded; the attention model (a second copy of the generator) is this
         # engine's own, so it is freed after the test instead of staying in the session's engine.
-        return Engine(real_engine.config, embedder=real_engine.embedder, generator=real_engine.generator)
+        return Engine(real_engine.config, embedder=real_engine.embedder, generator=real_engine.generator,
+                      sentence_embedder=real_engine.sentence_embedder)  # fmt: skip
 
     out = tmp_path / "out"
     args = ["pipeline", QUESTION, "--config", str(REPO / "config.toml"), "--domain", "history", "--out", str(out)]
